@@ -1,0 +1,69 @@
+#include "context.h"
+
+#include <cerrno>
+
+#include "ioas.h"
+
+namespace ioasid::core {
+
+Context::Context(CoreServices& services, std::shared_ptr<memory::Caller> opener,
+                 AccountMode account_mode)
+    : services_(services), pin_services_{services.accounting, services.phys},
+      opener_(std::move(opener)), account_mode_(account_mode)
+{
+}
+
+Context::~Context()
+{
+    vfio_ioas_ = nullptr;
+    objects_.destroy_all();
+}
+
+int Context::destroy(std::uint32_t id)
+{
+    return objects_.destroy(id, [this](Object& object) {
+        if (&object == vfio_ioas_)
+            vfio_ioas_ = nullptr;
+    });
+}
+
+int Context::get_rlimit_mode(std::uint64_t* value) const
+{
+    *value = account_mode_ == AccountMode::mm;
+    return 0;
+}
+
+int Context::set_rlimit_mode(const memory::Caller& caller, std::uint64_t value)
+{
+    if (!caller.capable(memory::Capability::sys_resource))
+        return -EPERM;
+    // Pages already made keep their mode, so only an empty context may change.
+    if (!objects_.empty())
+        return -EBUSY;
+    if (value == 0)
+        account_mode_ = AccountMode::user;
+    else if (value == 1)
+        account_mode_ = AccountMode::mm;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int Context::vfio_ioas_get(std::uint32_t* id) const
+{
+    if (!vfio_ioas_)
+        return -ENODEV;
+    *id = vfio_ioas_->id();
+    return 0;
+}
+
+int Context::vfio_ioas_set(std::uint32_t id)
+{
+    Ioas* ioas = objects_.find_as<Ioas>(id);
+    if (!ioas)
+        return -ENOENT;
+    vfio_ioas_ = ioas;
+    return 0;
+}
+
+} // namespace ioasid::core

@@ -1,0 +1,472 @@
+#include "io_pagetable.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+namespace ioasid::core {
+namespace {
+
+// The part of the address space automatic placement searches when no
+// allowed ranges are set: never IOVA 0, never the top page.
+constexpr IovaRange kDefaultWindow{kPageSize, kUlongMax - kPageSize};
+
+std::uint64_t roundup_pow_of_two(std::uint64_t value)
+{
+    return value <= 1 ? 1 : std::bit_ceil(value);
+}
+
+void dispose_area(Area* area)
+{
+    std::unique_ptr<Area> owned(area);
+}
+
+// The kernel's test for "an IOVA of this length and alignment fits in
+// [first, last]", which keeps the sub-page offset of the user pointer.
+std::optional<std::uint64_t> fit_in(IovaRange range, std::uint64_t length, std::uint64_t alignment,
+                                    std::uint64_t page_offset)
+{
+    std::uint64_t start;
+    if (__builtin_add_overflow(range.first, alignment - 1, &start))
+        return std::nullopt;
+    start &= ~(alignment - 1);
+    start |= page_offset;
+    if (start >= range.last || range.last - start < length - 1)
+        return std::nullopt;
+    return start;
+}
+
+} // namespace
+
+IoPagetable::IoPagetable()
+{
+    rebuild_windows_and_free_space();
+}
+
+IoPagetable::~IoPagetable()
+{
+    assert(holders_.empty());
+    std::uint64_t unmapped;
+    (void)unmap_range({0, kUlongMax}, &unmapped);
+    free_.clear();
+}
+
+// The lowest area intersecting `range`, or end(). Areas never overlap, so
+// only the area just below range.first can reach into it from the left.
+template <typename Set>
+static auto first_in(Set& areas, IovaRange range) -> decltype(areas.begin())
+{
+    auto it = areas.upper_bound(range.first, [](std::uint64_t key, const Area& a) {
+        return key < a.iova.first;
+    });
+    if (it != areas.begin() && std::prev(it)->iova.last >= range.first)
+        --it;
+    if (it != areas.end() && it->iova.first > range.last)
+        return areas.end();
+    return it;
+}
+
+IoPagetable::AreaSet::const_iterator IoPagetable::first_area_in(IovaRange range) const
+{
+    return first_in(areas_, range);
+}
+
+IoPagetable::AreaSet::iterator IoPagetable::first_area_in(IovaRange range)
+{
+    return first_in(areas_, range);
+}
+
+bool IoPagetable::area_intersects(IovaRange range) const
+{
+    return first_area_in(range) != areas_.end();
+}
+
+bool IoPagetable::reserved_intersects(IovaRange range) const
+{
+    for (const auto& [first, entry] : reserved_) {
+        if (first > range.last)
+            break;
+        if (entry.range.last >= range.first)
+            return true;
+    }
+    return false;
+}
+
+bool IoPagetable::allowed_intersects(IovaRange range) const
+{
+    auto it = std::lower_bound(allowed_.begin(), allowed_.end(), range.first,
+                               [](const IovaRange& a, std::uint64_t v) { return a.last < v; });
+    return it != allowed_.end() && it->first <= range.last;
+}
+
+// Windows are the allowed ranges, joined where they touch, clipped to the
+// default window; free space is each window minus areas and reserved ranges.
+void IoPagetable::rebuild_windows_and_free_space()
+{
+    windows_.clear();
+    if (allowed_.empty()) {
+        windows_.push_back(kDefaultWindow);
+    } else {
+        for (IovaRange r : allowed_) {
+            r.first = std::max(r.first, kDefaultWindow.first);
+            r.last = std::min(r.last, kDefaultWindow.last);
+            if (r.first > r.last)
+                continue;
+            if (!windows_.empty() && windows_.back().last + 1 >= r.first)
+                windows_.back().last = std::max(windows_.back().last, r.last);
+            else
+                windows_.push_back(r);
+        }
+    }
+    free_.clear();
+    for (IovaRange window : windows_)
+        free_.release(window);
+    for (const Area& area : areas_)
+        free_.occupy(area.iova);
+    for (const auto& [first, entry] : reserved_)
+        free_.occupy(entry.range);
+}
+
+void IoPagetable::release_into_windows(IovaRange range)
+{
+    auto it = std::lower_bound(windows_.begin(), windows_.end(), range.first,
+                               [](const IovaRange& w, std::uint64_t v) { return w.last < v; });
+    for (; it != windows_.end() && it->first <= range.last; ++it)
+        free_.release({std::max(it->first, range.first), std::min(it->last, range.last)});
+}
+
+int IoPagetable::alloc_iova(std::uint64_t* iova, std::uint64_t uptr, std::uint64_t length) const
+{
+    // Also keeps roundup_pow_of_two() below from overflowing.
+    if (length == 0 || length >= kUlongMax / 2)
+        return -EOVERFLOW;
+    // Keeping the alignment the user pointer has raises the odds that a
+    // huge page can map it.
+    std::uint64_t alignment = roundup_pow_of_two(length);
+    if (uptr)
+        alignment = std::min(alignment, lowest_set_bit(uptr));
+    alignment = std::min(alignment, kHugePageSize);
+    if (alignment < iova_alignment_)
+        return -EINVAL;
+
+    const std::uint64_t page_offset = uptr % kPageSize;
+    const std::uint64_t min_span = std::max<std::uint64_t>(length - 1, 1);
+    const std::uint64_t sure_span = (alignment - 1) + page_offset + min_span;
+    auto found = free_.first_fit(min_span, sure_span, [&](IovaRange hole) -> std::optional<std::uint64_t> {
+        // The kernel first tests the whole allowed span the hole lies in.
+        auto window = std::lower_bound(windows_.begin(), windows_.end(), hole.first,
+                                       [](const IovaRange& w, std::uint64_t v) { return w.last < v; });
+        if (window == windows_.end() || !fit_in(*window, length, alignment, page_offset))
+            return std::nullopt;
+        return fit_in(hole, length, alignment, page_offset);
+    });
+    if (!found)
+        return -ENOSPC;
+    *iova = *found;
+    return 0;
+}
+
+int IoPagetable::check_iova(std::uint64_t iova, std::uint64_t length) const
+{
+    if (!aligned(iova, iova_alignment_))
+        return -EINVAL;
+    std::uint64_t last;
+    if (!last_of(iova, length, &last))
+        return -EOVERFLOW;
+    if (reserved_intersects({iova, last}))
+        return -EINVAL;
+    // Existing mappings are never replaced.
+    if (area_intersects({iova, last}))
+        return -EEXIST;
+    return 0;
+}
+
+int IoPagetable::map_pages(std::span<const PagesSlice> slices, std::uint64_t length,
+                           std::uint64_t* iova, bool readable, bool writable, bool alloc_iova)
+{
+    assert(!slices.empty());
+    if (length == 0 || !aligned(length, iova_alignment_))
+        return -EINVAL;
+    int rc = alloc_iova ? this->alloc_iova(iova, slices.front().pages->uptr() + slices.front().start_byte, length)
+                        : check_iova(*iova, length);
+    if (rc)
+        return rc;
+
+    // Validate every slice before inserting any, in the order the kernel
+    // inserts them, so the first failing slice names the errno.
+    std::uint64_t at = *iova;
+    for (const PagesSlice& slice : slices) {
+        if (writable && !slice.pages->writable())
+            return -EPERM;
+        if (!aligned(slice.start_byte % kPageSize, iova_alignment_))
+            return -EINVAL;
+        std::uint64_t last;
+        if (!last_of(at, slice.length, &last) || !last_of(slice.start_byte, slice.length, &last))
+            return -EOVERFLOW;
+        at += slice.length;
+    }
+    at = *iova;
+    for (const PagesSlice& slice : slices) {
+        auto area = std::make_unique<Area>();
+        area->iova = {at, at + slice.length - 1};
+        area->pages = slice.pages;
+        area->start_byte = slice.start_byte;
+        area->readable = readable;
+        area->writable = writable;
+        assert(area->last_index() < slice.pages->npages());
+        free_.occupy(area->iova);
+        areas_.insert(*area.release());
+        at += slice.length;
+    }
+    return 0;
+}
+
+int IoPagetable::get_pages(std::uint64_t iova, std::uint64_t length, std::vector<PagesSlice>* out) const
+{
+    if (length == 0)
+        return -EINVAL;
+    std::uint64_t last;
+    if (!last_of(iova, length, &last))
+        return -EOVERFLOW;
+    out->clear();
+    std::uint64_t cur = iova;
+    auto it = first_area_in({iova, iova});
+    while (it != areas_.end() && it->iova.first <= cur) {
+        std::uint64_t piece_last = std::min(last, it->iova.last);
+        out->push_back({it->pages, it->byte_at(cur), piece_last - cur + 1});
+        if (piece_last == last)
+            return 0;
+        cur = piece_last + 1;
+        ++it;
+    }
+    out->clear();
+    return -ENOENT;
+}
+
+void IoPagetable::remove_area(Area& area)
+{
+    IovaRange range = area.iova;
+    areas_.erase_and_dispose(areas_.iterator_to(area), dispose_area);
+    release_into_windows(range);
+}
+
+int IoPagetable::unmap_range(IovaRange range, std::uint64_t* unmapped)
+{
+    *unmapped = 0;
+    std::uint64_t start = range.first;
+    for (;;) {
+        auto it = first_area_in({start, range.last});
+        if (it == areas_.end())
+            return 0;
+        Area& area = *it;
+        if (area.iova.first < range.first || area.iova.last > range.last)
+            return -ENOENT;
+        if (area.num_accesses) {
+            // Holders must let go of an area before it can disappear.
+            IovaRange held = area.iova;
+            for (PinHolder* holder : std::vector<PinHolder*>(holders_))
+                holder->unmap_notify(held);
+            if (area.num_accesses)
+                return -EDEADLOCK;
+        }
+        IovaRange removed = area.iova;
+        remove_area(area);
+        *unmapped += removed.last - removed.first + 1;
+        if (removed.last >= range.last)
+            return 0;
+        start = removed.last + 1;
+    }
+}
+
+int IoPagetable::set_allowed(std::vector<IovaRange> allowed)
+{
+    std::sort(allowed.begin(), allowed.end(),
+              [](const IovaRange& a, const IovaRange& b) { return a.first < b.first; });
+    for (const IovaRange& r : allowed)
+        if (reserved_intersects(r))
+            return -EADDRINUSE;
+    allowed_ = std::move(allowed);
+    rebuild_windows_and_free_space();
+    return 0;
+}
+
+int IoPagetable::reserve(IovaRange range, const void* owner)
+{
+    if (area_intersects(range) || allowed_intersects(range))
+        return -EADDRINUSE;
+    reserved_.emplace(range.first, Reserved{range, owner});
+    free_.occupy(range);
+    return 0;
+}
+
+void IoPagetable::remove_reserved(const void* owner)
+{
+    std::erase_if(reserved_, [owner](const auto& entry) { return entry.second.owner == owner; });
+    rebuild_windows_and_free_space();
+}
+
+void IoPagetable::for_each_usable_range(const std::function<void(IovaRange)>& fn) const
+{
+    std::uint64_t next = 0; // first IOVA not yet known to be reserved
+    bool done = false;
+    for (const auto& [first, entry] : reserved_) {
+        if (entry.range.last < next)
+            continue;
+        if (first > next)
+            fn({next, first - 1});
+        if (entry.range.last == kUlongMax) {
+            done = true;
+            break;
+        }
+        next = entry.range.last + 1;
+    }
+    if (!done)
+        fn({next, kUlongMax});
+}
+
+int IoPagetable::calculate_iova_alignment()
+{
+    std::uint64_t alignment = disable_large_pages_ ? kPageSize : 1;
+    for (const PinHolder* holder : holders_)
+        alignment = std::max(alignment, holder->iova_alignment());
+    if (alignment > iova_alignment_) {
+        const std::uint64_t mask = alignment - 1;
+        for (const Area& area : areas_)
+            if ((area.iova.first & mask) || (area.length() & mask) || (area.page_offset() & mask))
+                return -EADDRINUSE;
+    }
+    iova_alignment_ = alignment;
+    return 0;
+}
+
+int IoPagetable::disable_large_pages()
+{
+    if (disable_large_pages_)
+        return 0;
+    disable_large_pages_ = true;
+    if (int rc = calculate_iova_alignment()) {
+        disable_large_pages_ = false;
+        return rc;
+    }
+    return 0;
+}
+
+void IoPagetable::enable_large_pages()
+{
+    disable_large_pages_ = false;
+    int rc = calculate_iova_alignment();
+    assert(rc == 0);
+    (void)rc;
+}
+
+int IoPagetable::add_holder(PinHolder& holder)
+{
+    holders_.push_back(&holder);
+    if (int rc = calculate_iova_alignment()) {
+        holders_.pop_back();
+        return rc;
+    }
+    return 0;
+}
+
+void IoPagetable::remove_holder(PinHolder& holder)
+{
+    std::erase(holders_, &holder);
+    int rc = calculate_iova_alignment();
+    assert(rc == 0);
+    (void)rc;
+}
+
+int IoPagetable::pin(IovaRange range, bool write, std::vector<std::uint64_t>* phys_pages)
+{
+    // First confirm contiguous areas cover the range, then pin area by area,
+    // undoing on failure.
+    std::vector<Area*> covered;
+    std::uint64_t cur = range.first;
+    for (auto it = first_area_in({cur, cur}); it != areas_.end() && it->iova.first <= cur; ++it) {
+        if (write && !it->writable)
+            return -EPERM;
+        covered.push_back(&*it);
+        if (it->iova.last >= range.last) {
+            cur = range.last;
+            break;
+        }
+        cur = it->iova.last + 1;
+    }
+    if (covered.empty() || covered.back()->iova.last < range.last)
+        return -ENOENT;
+
+    if (phys_pages)
+        phys_pages->clear();
+    for (std::size_t i = 0; i < covered.size(); ++i) {
+        Area& area = *covered[i];
+        std::uint64_t lo = std::max(range.first, area.iova.first);
+        std::uint64_t hi = std::min(range.last, area.iova.last);
+        std::uint64_t first_index = area.byte_at(lo) / kPageSize;
+        std::uint64_t last_index = area.byte_at(hi) / kPageSize;
+        if (int rc = area.pages->pin(first_index, last_index)) {
+            while (i--) {
+                Area& undo = *covered[i];
+                std::uint64_t ulo = std::max(range.first, undo.iova.first);
+                std::uint64_t uhi = std::min(range.last, undo.iova.last);
+                undo.pages->unpin(undo.byte_at(ulo) / kPageSize, undo.byte_at(uhi) / kPageSize);
+                --undo.num_accesses;
+            }
+            return rc;
+        }
+        ++area.num_accesses;
+        if (phys_pages)
+            for (std::uint64_t index = first_index; index <= last_index; ++index)
+                phys_pages->push_back(*area.pages->phys_addr(index));
+    }
+    return 0;
+}
+
+void IoPagetable::unpin(IovaRange range)
+{
+    for (auto it = first_area_in(range); it != areas_.end() && it->iova.first <= range.last; ++it) {
+        std::uint64_t lo = std::max(range.first, it->iova.first);
+        std::uint64_t hi = std::min(range.last, it->iova.last);
+        assert(it->num_accesses > 0);
+        it->pages->unpin(it->byte_at(lo) / kPageSize, it->byte_at(hi) / kPageSize);
+        --it->num_accesses;
+    }
+}
+
+int IoPagetable::rw(std::uint64_t iova, std::span<std::byte> data, bool write) const
+{
+    if (data.empty())
+        return -EINVAL;
+    std::uint64_t last;
+    if (!last_of(iova, data.size(), &last))
+        return -EOVERFLOW;
+    std::uint64_t cur = iova;
+    for (auto it = first_area_in({cur, cur}); it != areas_.end() && it->iova.first <= cur; ++it) {
+        if (write && !it->writable)
+            return -EPERM;
+        std::uint64_t hi = std::min(last, it->iova.last);
+        auto piece = data.subspan(cur - iova, hi - cur + 1);
+        int rc = write ? it->pages->write(it->byte_at(cur), piece) : it->pages->read(it->byte_at(cur), piece);
+        if (rc)
+            return rc;
+        if (hi == last)
+            return 0;
+        cur = hi + 1;
+    }
+    return -ENOENT;
+}
+
+void IoPagetable::for_each_area(const std::function<void(const Area&)>& fn) const
+{
+    for (const Area& area : areas_)
+        fn(area);
+}
+
+const Area* IoPagetable::find_area(std::uint64_t iova) const
+{
+    auto it = first_area_in({iova, iova});
+    return it == areas_.end() ? nullptr : &*it;
+}
+
+} // namespace ioasid::core

@@ -1,0 +1,74 @@
+#include "pin_accounting.h"
+
+#include <cassert>
+#include <cerrno>
+
+#include "iova.h"
+
+namespace ioasid::core {
+namespace {
+
+std::uint64_t key_of(AccountMode mode, const memory::Caller& owner)
+{
+    return mode == AccountMode::user ? owner.uid() : owner.process_key();
+}
+
+} // namespace
+
+std::unordered_map<std::uint64_t, std::uint64_t>* PinAccounting::counters(AccountMode mode)
+{
+    switch (mode) {
+    case AccountMode::user:
+        return &per_user_;
+    case AccountMode::mm:
+        return &per_process_;
+    case AccountMode::none:
+        break;
+    }
+    return nullptr;
+}
+
+int PinAccounting::charge(AccountMode mode, const memory::Caller& owner, std::uint64_t npages)
+{
+    auto* table = counters(mode);
+    if (!table || npages == 0)
+        return 0;
+    const std::uint64_t limit = owner.memlock_limit() >> kPageShift;
+    std::lock_guard guard(lock_);
+    std::uint64_t& counter = (*table)[key_of(mode, owner)];
+    if (npages > limit || counter > limit - npages)
+        return -ENOMEM;
+    counter += npages;
+    return 0;
+}
+
+void PinAccounting::uncharge(AccountMode mode, const memory::Caller& owner, std::uint64_t npages)
+{
+    auto* table = counters(mode);
+    if (!table || npages == 0)
+        return;
+    std::lock_guard guard(lock_);
+    auto it = table->find(key_of(mode, owner));
+    assert(it != table->end() && it->second >= npages);
+    if (it == table->end())
+        return;
+    it->second -= std::min(it->second, npages);
+    if (it->second == 0)
+        table->erase(it);
+}
+
+std::uint64_t PinAccounting::user_pages(uid_t uid) const
+{
+    std::lock_guard guard(lock_);
+    auto it = per_user_.find(uid);
+    return it == per_user_.end() ? 0 : it->second;
+}
+
+std::uint64_t PinAccounting::process_pages(std::uint64_t process_key) const
+{
+    std::lock_guard guard(lock_);
+    auto it = per_process_.find(process_key);
+    return it == per_process_.end() ? 0 : it->second;
+}
+
+} // namespace ioasid::core

@@ -1,0 +1,51 @@
+// What a decoded ioctl hands to its handler. Private to dispatch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+
+#include "core/context.h"
+#include "memory/caller.h"
+
+namespace ioasid::dispatch {
+
+struct Command {
+    core::Context& ctx;
+    const std::shared_ptr<memory::Caller>& caller;
+    std::uint64_t arg;       // client address of the struct
+    std::uint32_t user_size; // the struct's own `size` field
+
+    [[nodiscard]] memory::CallerMemory& mem() const { return caller->memory(); }
+
+    // Writes the struct back as the kernel's iommufd_ucmd_respond() does:
+    // as many bytes as both sides know, nothing past them.
+    template <typename T>
+    [[nodiscard]] int respond(const T& value) const
+    {
+        std::size_t n = std::min<std::size_t>(user_size, sizeof(T));
+        return mem().write(arg, std::as_bytes(std::span(&value, 1)).first(n));
+    }
+
+    // Writes one field of the struct back, at its offset.
+    template <typename F>
+    [[nodiscard]] int respond_field(std::size_t offset, const F& field) const
+    {
+        return mem().write(arg + offset, std::as_bytes(std::span(&field, 1)));
+    }
+};
+
+// Handlers, one per command, each in the file of its object.
+int destroy_command(Command& cmd, void* buf);
+int option_command(Command& cmd, void* buf);
+int vfio_ioas_command(Command& cmd, void* buf);
+int ioas_alloc_command(Command& cmd, void* buf);
+int ioas_allow_iovas_command(Command& cmd, void* buf);
+int ioas_copy_command(Command& cmd, void* buf);
+int ioas_iova_ranges_command(Command& cmd, void* buf);
+int ioas_map_command(Command& cmd, void* buf);
+int ioas_unmap_command(Command& cmd, void* buf);
+
+} // namespace ioasid::dispatch

@@ -1,0 +1,120 @@
+#include "dispatcher.h"
+
+#include <ioasid/iommufd.h>
+#include <linux/ioctl.h>
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+
+#include "command.h"
+
+namespace ioasid::dispatch {
+namespace {
+
+using Handler = int (*)(Command&, void*);
+
+struct Op {
+    unsigned int ioctl_num = 0;
+    std::uint32_t size = 0;     // what we understand
+    std::uint32_t min_size = 0; // end of the last field of the first version
+    Handler handler = nullptr;
+};
+
+template <typename T>
+constexpr Op make_op(unsigned int num, std::size_t min_size, Handler handler)
+{
+    return Op{num, sizeof(T), static_cast<std::uint32_t>(min_size), handler};
+}
+
+#define END_OF(type, field) (offsetof(type, field) + sizeof(((type*)nullptr)->field))
+
+constexpr unsigned kBase = IOMMUFD_CMD_BASE;
+
+// Indexed by _IOC_NR(cmd) - IOMMUFD_CMD_BASE. Numbers past the end belong to
+// the VFIO type1 compatibility interface in the kernel.
+constexpr auto kOps = [] {
+    std::array<Op, IOMMUFD_CMD_VFIO_IOAS - kBase + 1> ops{};
+    ops[IOMMUFD_CMD_DESTROY - kBase] =
+        make_op<iommu_destroy>(IOMMU_DESTROY, END_OF(iommu_destroy, id), destroy_command);
+    ops[IOMMUFD_CMD_IOAS_ALLOC - kBase] = make_op<iommu_ioas_alloc>(
+        IOMMU_IOAS_ALLOC, END_OF(iommu_ioas_alloc, out_ioas_id), ioas_alloc_command);
+    ops[IOMMUFD_CMD_IOAS_ALLOW_IOVAS - kBase] = make_op<iommu_ioas_allow_iovas>(
+        IOMMU_IOAS_ALLOW_IOVAS, END_OF(iommu_ioas_allow_iovas, allowed_iovas),
+        ioas_allow_iovas_command);
+    ops[IOMMUFD_CMD_IOAS_COPY - kBase] = make_op<iommu_ioas_copy>(
+        IOMMU_IOAS_COPY, END_OF(iommu_ioas_copy, src_iova), ioas_copy_command);
+    ops[IOMMUFD_CMD_IOAS_IOVA_RANGES - kBase] = make_op<iommu_ioas_iova_ranges>(
+        IOMMU_IOAS_IOVA_RANGES, END_OF(iommu_ioas_iova_ranges, out_iova_alignment),
+        ioas_iova_ranges_command);
+    ops[IOMMUFD_CMD_IOAS_MAP - kBase] =
+        make_op<iommu_ioas_map>(IOMMU_IOAS_MAP, END_OF(iommu_ioas_map, iova), ioas_map_command);
+    ops[IOMMUFD_CMD_IOAS_UNMAP - kBase] = make_op<iommu_ioas_unmap>(
+        IOMMU_IOAS_UNMAP, END_OF(iommu_ioas_unmap, length), ioas_unmap_command);
+    ops[IOMMUFD_CMD_OPTION - kBase] =
+        make_op<iommu_option>(IOMMU_OPTION, END_OF(iommu_option, val64), option_command);
+    ops[IOMMUFD_CMD_VFIO_IOAS - kBase] = make_op<iommu_vfio_ioas>(
+        IOMMU_VFIO_IOAS, END_OF(iommu_vfio_ioas, __reserved), vfio_ioas_command);
+    return ops;
+}();
+
+#undef END_OF
+
+// Every struct a handler may receive fits here.
+constexpr std::size_t kBufferSize = [] {
+    std::size_t size = 0;
+    for (const Op& op : kOps)
+        size = std::max<std::size_t>(size, op.size);
+    return size;
+}();
+
+// The kernel's copy_struct_from_user(): a shorter struct is zero-extended;
+// a longer one is accepted only if every byte we don't know is zero.
+int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t user_size,
+                   std::span<std::byte> buf)
+{
+    const std::size_t known = std::min<std::size_t>(user_size, buf.size());
+    if (int rc = mem.read(arg, buf.first(known)))
+        return rc == -ESRCH ? rc : -EFAULT;
+    std::fill(buf.begin() + known, buf.end(), std::byte{0});
+    // The tail may be up to 4 GiB long: check it a page at a time.
+    std::array<std::byte, 4096> chunk;
+    for (std::uint64_t at = buf.size(); at < user_size;) {
+        std::size_t n = std::min<std::uint64_t>(chunk.size(), user_size - at);
+        if (int rc = mem.read(arg + at, std::span(chunk).first(n)))
+            return rc == -ESRCH ? rc : -EFAULT;
+        for (std::size_t i = 0; i < n; ++i)
+            if (chunk[i] != std::byte{0})
+                return -E2BIG;
+        at += n;
+    }
+    return 0;
+}
+
+} // namespace
+
+int ioctl(core::Context& ctx, unsigned int cmd, const std::shared_ptr<memory::Caller>& caller,
+          std::uint64_t arg)
+{
+    const unsigned nr = _IOC_NR(cmd);
+    if (nr < kBase || nr - kBase >= kOps.size())
+        return -ENOTTY;
+
+    std::lock_guard guard(ctx.lock());
+    std::uint32_t user_size;
+    if (caller->memory().read(arg, std::as_writable_bytes(std::span(&user_size, 1))))
+        return -EFAULT;
+    const Op& op = kOps[nr - kBase];
+    if (op.ioctl_num != cmd || !op.handler)
+        return -ENOTTY;
+    if (user_size < op.min_size)
+        return -EINVAL;
+
+    alignas(8) std::array<std::byte, kBufferSize> buf;
+    if (int rc = copy_struct_in(caller->memory(), arg, user_size, std::span(buf).first(op.size)))
+        return rc;
+    Command command{ctx, caller, arg, user_size};
+    return op.handler(command, buf.data());
+}
+
+} // namespace ioasid::dispatch

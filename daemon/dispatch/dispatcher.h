@@ -1,0 +1,19 @@
+// The iommufd ioctl entry point: raw command number and user pointer in,
+// errno out. The only code that knows ioctl numbers and struct bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/context.h"
+#include "memory/caller.h"
+
+namespace ioasid::dispatch {
+
+// Runs one ioctl on `ctx` for `caller`, whose memory holds the struct at
+// `arg`. Returns 0 or a negative errno, as the kernel's ioctl handler does.
+// Takes the context's lock for the whole call.
+[[nodiscard]] int ioctl(core::Context& ctx, unsigned int cmd,
+                        const std::shared_ptr<memory::Caller>& caller, std::uint64_t arg);
+
+} // namespace ioasid::dispatch

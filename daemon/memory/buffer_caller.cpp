@@ -1,0 +1,91 @@
+#include "buffer_caller.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace ioasid::memory {
+
+BufferCaller::BufferCaller()
+{
+    // Each instance is its own "process" for per-process accounting.
+    static std::atomic<std::uint64_t> next_key{1};
+    key_ = next_key++;
+}
+
+void BufferCaller::add_region(std::uint64_t addr, std::uint64_t length, bool writable)
+{
+    std::lock_guard guard(lock_);
+    regions_[addr] = Region{std::vector<std::byte>(length), writable};
+}
+
+void BufferCaller::remove_region(std::uint64_t addr)
+{
+    std::lock_guard guard(lock_);
+    regions_.erase(addr);
+}
+
+void BufferCaller::set_capable(Capability cap, bool on)
+{
+    (cap == Capability::ipc_lock ? cap_ipc_lock_ : cap_sys_resource_) = on;
+}
+
+bool BufferCaller::capable(Capability cap) const
+{
+    return cap == Capability::ipc_lock ? cap_ipc_lock_ : cap_sys_resource_;
+}
+
+// Calls fn(region bytes pointer, offset into the request, piece length) for
+// each region the range crosses; -EFAULT if any byte is outside every region.
+template <typename Fn>
+int BufferCaller::for_each_piece(std::uint64_t addr, std::uint64_t length, bool for_write, Fn&& fn)
+{
+    if (addr + length < addr)
+        return -EFAULT;
+    std::uint64_t done = 0;
+    while (done < length) {
+        std::uint64_t at = addr + done;
+        auto it = regions_.upper_bound(at);
+        if (it == regions_.begin())
+            return -EFAULT;
+        --it;
+        Region& region = it->second;
+        std::uint64_t offset = at - it->first;
+        if (offset >= region.bytes.size() || (for_write && !region.writable))
+            return -EFAULT;
+        std::uint64_t piece = std::min<std::uint64_t>(length - done, region.bytes.size() - offset);
+        fn(region.bytes.data() + offset, done, piece);
+        done += piece;
+    }
+    return 0;
+}
+
+int BufferCaller::read(std::uint64_t addr, std::span<std::byte> out)
+{
+    std::lock_guard guard(lock_);
+    if (int rc = for_each_piece(addr, out.size(), false, [](auto*, auto, auto) {}))
+        return rc;
+    return for_each_piece(addr, out.size(), false, [&](std::byte* src, std::uint64_t at, std::uint64_t n) {
+        std::memcpy(out.data() + at, src, n);
+    });
+}
+
+// Like the kernel's copy_to_user(), a write never lands partially: the
+// whole range is checked first.
+int BufferCaller::write(std::uint64_t addr, std::span<const std::byte> in)
+{
+    std::lock_guard guard(lock_);
+    if (int rc = for_each_piece(addr, in.size(), true, [](auto*, auto, auto) {}))
+        return rc;
+    return for_each_piece(addr, in.size(), true, [&](std::byte* dst, std::uint64_t at, std::uint64_t n) {
+        std::memcpy(dst, in.data() + at, n);
+    });
+}
+
+int BufferCaller::check_mapped(std::uint64_t addr, std::uint64_t length, bool for_write)
+{
+    std::lock_guard guard(lock_);
+    return for_each_piece(addr, length, for_write, [](auto*, auto, auto) {});
+}
+
+} // namespace ioasid::memory

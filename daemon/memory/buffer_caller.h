@@ -1,0 +1,55 @@
+// An in-process stand-in for a client: its "address space" is a set of
+// buffers placed at addresses the test chooses. Used by unit tests and the
+// benchmark, where no second process exists.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "caller.h"
+
+namespace ioasid::memory {
+
+class BufferCaller final : public Caller, private CallerMemory {
+public:
+    BufferCaller();
+
+    // Makes [addr, addr + length) readable (and writable when asked), zero filled.
+    void add_region(std::uint64_t addr, std::uint64_t length, bool writable = true);
+    void remove_region(std::uint64_t addr);
+
+    void set_uid(uid_t uid) { uid_ = uid; }
+    void set_capable(Capability cap, bool on);
+    void set_memlock_limit(std::uint64_t bytes) { memlock_limit_ = bytes; }
+
+    CallerMemory& memory() override { return *this; }
+    [[nodiscard]] uid_t uid() const override { return uid_; }
+    [[nodiscard]] pid_t tgid() const override { return 0; }
+    [[nodiscard]] std::uint64_t process_key() const override { return key_; }
+    [[nodiscard]] bool capable(Capability cap) const override;
+    [[nodiscard]] std::uint64_t memlock_limit() const override { return memlock_limit_; }
+
+private:
+    struct Region {
+        std::vector<std::byte> bytes;
+        bool writable;
+    };
+    template <typename Fn>
+    int for_each_piece(std::uint64_t addr, std::uint64_t length, bool for_write, Fn&& fn);
+
+    int read(std::uint64_t addr, std::span<std::byte> out) override;
+    int write(std::uint64_t addr, std::span<const std::byte> in) override;
+    int check_mapped(std::uint64_t addr, std::uint64_t length, bool for_write) override;
+
+    std::mutex lock_;
+    std::map<std::uint64_t, Region> regions_;
+    uid_t uid_ = 1000;
+    std::uint64_t key_;
+    bool cap_ipc_lock_ = false;
+    bool cap_sys_resource_ = true;
+    std::uint64_t memlock_limit_ = UINT64_MAX;
+};
+
+} // namespace ioasid::memory

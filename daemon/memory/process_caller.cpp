@@ -1,0 +1,161 @@
+#include "process_caller.h"
+
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <charconv>
+#include <fstream>
+#include <linux/capability.h>
+#include <string>
+
+namespace ioasid::memory {
+namespace {
+
+// Field 22 of /proc/<pid>/stat: start time in clock ticks after boot. The
+// command name (field 2) may hold spaces and parentheses, so parse after the
+// last ')'.
+std::uint64_t read_start_time(pid_t pid)
+{
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line))
+        return 0;
+    auto pos = line.rfind(')');
+    if (pos == std::string::npos)
+        return 0;
+    // After ") " comes field 3; the start time is 19 fields further.
+    std::size_t field = 3;
+    for (pos += 2; pos < line.size() && field < 22; ++pos)
+        if (line[pos] == ' ')
+            ++field;
+    std::uint64_t value = 0;
+    std::from_chars(line.data() + pos, line.data() + line.size(), value);
+    return value;
+}
+
+std::uint64_t read_cap_effective(pid_t pid)
+{
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("CapEff:", 0) != 0)
+            continue;
+        std::uint64_t caps = 0;
+        auto begin = line.find_first_not_of(" \t", 7);
+        if (begin != std::string::npos)
+            std::from_chars(line.data() + begin, line.data() + line.size(), caps, 16);
+        return caps;
+    }
+    return 0;
+}
+
+} // namespace
+
+std::unique_ptr<ProcessCaller> ProcessCaller::open(pid_t tgid, uid_t uid)
+{
+    UniqueFd pidfd(pidfd_open(tgid, 0));
+    if (!pidfd)
+        return nullptr;
+    // Read identity only after the pidfd pins down which process this is,
+    // then confirm that process is still the one behind the pid.
+    std::uint64_t start = read_start_time(tgid);
+    std::uint64_t caps = read_cap_effective(tgid);
+    if (pidfd_send_signal(pidfd.get(), 0, nullptr, 0) != 0)
+        return nullptr;
+    std::uint64_t key = (start << 22) ^ static_cast<std::uint64_t>(tgid);
+    return std::make_unique<ProcessCaller>(Key{}, tgid, uid, std::move(pidfd), key, caps);
+}
+
+ProcessCaller::ProcessCaller(Key, pid_t tgid, uid_t uid, UniqueFd pidfd, std::uint64_t key,
+                             std::uint64_t cap_effective)
+    : tgid_(tgid), uid_(uid), pidfd_(std::move(pidfd)), process_key_(key),
+      cap_effective_(cap_effective)
+{
+}
+
+bool ProcessCaller::alive() const
+{
+    return pidfd_send_signal(pidfd_.get(), 0, nullptr, 0) == 0;
+}
+
+bool ProcessCaller::capable(Capability cap) const
+{
+    int bit = cap == Capability::ipc_lock ? CAP_IPC_LOCK : CAP_SYS_RESOURCE;
+    return (cap_effective_ >> bit) & 1;
+}
+
+std::uint64_t ProcessCaller::memlock_limit() const
+{
+    rlimit limit{};
+    if (prlimit(tgid_, RLIMIT_MEMLOCK, nullptr, &limit) != 0)
+        return 0;
+    return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : limit.rlim_cur;
+}
+
+// The pid is checked against the pidfd on both sides of the copy: if the
+// process exited and its pid was reused in between, the copy is discarded.
+int ProcessCaller::read(std::uint64_t addr, std::span<std::byte> out)
+{
+    if (out.empty())
+        return 0;
+    if (!alive())
+        return -ESRCH;
+    iovec local{out.data(), out.size()};
+    iovec remote{reinterpret_cast<void*>(addr), out.size()};
+    ssize_t done = process_vm_readv(tgid_, &local, 1, &remote, 1, 0);
+    if (!alive())
+        return -ESRCH;
+    return done == static_cast<ssize_t>(out.size()) ? 0 : -EFAULT;
+}
+
+int ProcessCaller::write(std::uint64_t addr, std::span<const std::byte> in)
+{
+    if (in.empty())
+        return 0;
+    if (!alive())
+        return -ESRCH;
+    iovec local{const_cast<std::byte*>(in.data()), in.size()};
+    iovec remote{reinterpret_cast<void*>(addr), in.size()};
+    ssize_t done = process_vm_writev(tgid_, &local, 1, &remote, 1, 0);
+    if (!alive())
+        return -ESRCH;
+    return done == static_cast<ssize_t>(in.size()) ? 0 : -EFAULT;
+}
+
+int ProcessCaller::check_mapped(std::uint64_t addr, std::uint64_t length, bool for_write)
+{
+    if (length == 0)
+        return 0;
+    if (addr + length < addr)
+        return -EFAULT;
+    std::ifstream maps("/proc/" + std::to_string(tgid_) + "/maps");
+    std::string line;
+    std::uint64_t next = addr;
+    const std::uint64_t end = addr + length;
+    // Mappings are listed in ascending order; walk until [addr, end) is covered.
+    while (next < end && std::getline(maps, line)) {
+        std::uint64_t lo = 0, hi = 0;
+        auto dash = line.find('-');
+        auto space = line.find(' ');
+        if (dash == std::string::npos || space == std::string::npos || space + 2 >= line.size())
+            return -EFAULT;
+        std::from_chars(line.data(), line.data() + dash, lo, 16);
+        std::from_chars(line.data() + dash + 1, line.data() + space, hi, 16);
+        if (hi <= next)
+            continue;
+        if (lo > next)
+            break;
+        bool readable = line[space + 1] == 'r';
+        bool writable = line[space + 2] == 'w';
+        if (!(for_write ? writable : readable))
+            return -EFAULT;
+        next = hi;
+    }
+    if (!alive())
+        return -ESRCH;
+    return next >= end ? 0 : -EFAULT;
+}
+
+} // namespace ioasid::memory
