@@ -1,10 +1,11 @@
 #include "process_caller.h"
 
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <csignal>
 #include <charconv>
 #include <fstream>
 #include <linux/capability.h>
@@ -12,6 +13,18 @@
 
 namespace ioasid::memory {
 namespace {
+
+// bookworm's glibc 2.36 declares these in <sys/pidfd.h> without C linkage,
+// so C++ cannot link against them; go to the system calls directly.
+int pidfd_open(pid_t pid, unsigned int flags)
+{
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, flags));
+}
+
+int pidfd_send_signal(int pidfd, int sig, siginfo_t* info, unsigned int flags)
+{
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags));
+}
 
 // Field 22 of /proc/<pid>/stat: start time in clock ticks after boot. The
 // command name (field 2) may hold spaces and parentheses, so parse after the

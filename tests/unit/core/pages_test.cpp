@@ -1,0 +1,153 @@
+// Pinning: counted per page, charged once, backed by emulated physical
+// addresses that resolve to the client's memory.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+
+#include "core/context.h"
+#include "core/pages.h"
+#include "memory/buffer_caller.h"
+
+using namespace ioasid;
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kVa = 0x10000000;
+
+struct Fixture {
+    core::CoreServices services;
+    core::PinServices pin{services.accounting, services.phys};
+    std::shared_ptr<memory::BufferCaller> caller = std::make_shared<memory::BufferCaller>();
+
+    Fixture() { caller->add_region(kVa, 64 * kPage); }
+
+    std::shared_ptr<core::Pages> make(std::uint64_t va, std::uint64_t length, bool writable = true,
+                                      core::AccountMode mode = core::AccountMode::user)
+    {
+        std::shared_ptr<core::Pages> pages;
+        REQUIRE(core::Pages::create(caller, va, length, writable, mode, pin, &pages) == 0);
+        return pages;
+    }
+};
+
+} // namespace
+
+TEST_CASE("pages objects check length and wrap like iopt_alloc_pages", "[core][pages]")
+{
+    Fixture f;
+    std::shared_ptr<core::Pages> pages;
+    CHECK(core::Pages::create(f.caller, kVa, 0, true, core::AccountMode::user, f.pin, &pages) == -EINVAL);
+    CHECK(core::Pages::create(f.caller, kVa, UINT64_MAX - kPage + 1, true, core::AccountMode::user, f.pin,
+                              &pages) == -EINVAL);
+    CHECK(core::Pages::create(f.caller, UINT64_MAX - 10, 11, true, core::AccountMode::user, f.pin, &pages) ==
+          -EOVERFLOW);
+    auto p = f.make(kVa + 0x123, kPage);
+    CHECK(p->uptr() == kVa);
+    CHECK(p->npages() == 2);
+}
+
+TEST_CASE("a page is pinned and charged once however many pins it has", "[core][pages]")
+{
+    Fixture f;
+    auto pages = f.make(kVa, 8 * kPage);
+    REQUIRE(pages->pin(0, 3) == 0);
+    REQUIRE(pages->pin(2, 5) == 0);
+    CHECK(pages->npinned() == 6);
+    CHECK(f.services.accounting.user_pages(1000) == 6);
+    CHECK(pages->pin_count(2) == 2);
+    CHECK(pages->pin_count(6) == 0);
+    auto pa0 = pages->phys_addr(0);
+    auto pa5 = pages->phys_addr(5);
+    REQUIRE(pa0);
+    REQUIRE(pa5);
+    CHECK(*pa5 == *pa0 + 5 * kPage);
+    CHECK_FALSE(pages->phys_addr(6));
+
+    pages->unpin(0, 3);
+    CHECK(pages->npinned() == 4);
+    CHECK(f.services.accounting.user_pages(1000) == 4);
+    CHECK_FALSE(pages->phys_addr(0));
+    pages->unpin(2, 5);
+    CHECK(pages->npinned() == 0);
+    CHECK(f.services.accounting.user_pages(1000) == 0);
+    CHECK(f.services.phys.reserved_pages() == 0);
+}
+
+TEST_CASE("pinning fails with EFAULT on memory the client does not have", "[core][pages]")
+{
+    Fixture f;
+    auto beyond = f.make(kVa + 62 * kPage, 4 * kPage);
+    CHECK(beyond->pin(0, 3) == -EFAULT);
+    CHECK(beyond->npinned() == 0);
+    CHECK(beyond->pin(0, 1) == 0);
+
+    f.caller->add_region(0x20000000, 4 * kPage, false);
+    auto readonly_for_write = f.make(0x20000000, 4 * kPage, true);
+    CHECK(readonly_for_write->pin(0, 3) == -EFAULT);
+    auto readonly = f.make(0x20000000, 4 * kPage, false);
+    CHECK(readonly->pin(0, 3) == 0);
+    CHECK(f.services.accounting.user_pages(1000) == 6);
+    beyond->unpin(0, 1);
+    readonly->unpin(0, 3);
+}
+
+TEST_CASE("RLIMIT_MEMLOCK is enforced per user and per process", "[core][pages]")
+{
+    Fixture f;
+    f.caller->set_memlock_limit(4 * kPage);
+    SECTION("per user, across pages objects")
+    {
+        auto a = f.make(kVa, 3 * kPage);
+        auto b = f.make(kVa + 8 * kPage, 3 * kPage);
+        REQUIRE(a->pin(0, 2) == 0);
+        CHECK(b->pin(0, 1) == -ENOMEM);
+        CHECK(b->npinned() == 0);
+        CHECK(b->pin(0, 0) == 0);
+        CHECK(f.services.accounting.user_pages(1000) == 4);
+        a->unpin(0, 2);
+        b->unpin(0, 0);
+    }
+    SECTION("per process")
+    {
+        auto a = f.make(kVa, 8 * kPage, true, core::AccountMode::mm);
+        CHECK(a->pin(0, 4) == -ENOMEM);
+        REQUIRE(a->pin(0, 3) == 0);
+        CHECK(f.services.accounting.process_pages(f.caller->process_key()) == 4);
+        CHECK(f.services.accounting.user_pages(1000) == 0);
+        a->unpin(0, 3);
+        CHECK(f.services.accounting.process_pages(f.caller->process_key()) == 0);
+    }
+    SECTION("CAP_IPC_LOCK is not charged")
+    {
+        f.caller->set_capable(memory::Capability::ipc_lock, true);
+        auto a = f.make(kVa, 8 * kPage);
+        CHECK(a->account_mode() == core::AccountMode::none);
+        REQUIRE(a->pin(0, 7) == 0);
+        CHECK(f.services.accounting.user_pages(1000) == 0);
+        a->unpin(0, 7);
+    }
+}
+
+TEST_CASE("emulated physical addresses resolve to the client's bytes", "[core][pages]")
+{
+    Fixture f;
+    const char text[] = "dma through a pinned page";
+    REQUIRE(f.caller->memory().write(kVa + 2 * kPage + 100, std::as_bytes(std::span(text))) == 0);
+    auto pages = f.make(kVa, 4 * kPage);
+    auto other = f.make(kVa, 4 * kPage);
+    REQUIRE(pages->pin(0, 3) == 0);
+    REQUIRE(other->pin(0, 0) == 0);
+    CHECK(*other->phys_addr(0) != *pages->phys_addr(0));
+
+    auto resolved = f.services.phys.resolve(*pages->phys_addr(2) + 100);
+    REQUIRE(resolved);
+    CHECK(resolved->backing == pages.get());
+    CHECK(resolved->remaining == 2 * kPage - 100);
+    char got[sizeof(text)] = {};
+    REQUIRE(resolved->backing->read(resolved->offset, std::as_writable_bytes(std::span(got))) == 0);
+    CHECK(std::string(got) == text);
+    pages->unpin(0, 3);
+    other->unpin(0, 0);
+    CHECK_FALSE(f.services.phys.resolve(0x100000000ULL));
+}

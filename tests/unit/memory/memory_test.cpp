@@ -1,0 +1,143 @@
+// The real CallerMemory: another process reached by pid, guarded by a pidfd.
+#include <catch2/catch.hpp>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "memory/phys_space.h"
+#include "memory/process_caller.h"
+
+using namespace ioasid::memory;
+
+namespace {
+
+// A child that maps a page holding a marker, reports its address, and waits.
+struct Child {
+    pid_t pid = -1;
+    std::uint64_t addr = 0;
+    std::uint64_t readonly_addr = 0;
+    int to_child[2] = {-1, -1};
+
+    Child()
+    {
+        int from_child[2];
+        REQUIRE(pipe(from_child) == 0);
+        REQUIRE(pipe(to_child) == 0);
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            // A readable page followed by an inaccessible one.
+            auto* page = static_cast<char*>(mmap(nullptr, 8192, PROT_READ | PROT_WRITE,
+                                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+            mprotect(page + 4096, 4096, PROT_NONE);
+            std::strcpy(page, "child marker");
+            void* ro = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            std::uint64_t addrs[2] = {reinterpret_cast<std::uint64_t>(page),
+                                      reinterpret_cast<std::uint64_t>(ro)};
+            (void)!::write(from_child[1], addrs, sizeof(addrs));
+            char c;
+            (void)!::read(to_child[0], &c, 1);
+            _exit(std::strcmp(page, "written by daemon") == 0 ? 0 : 1);
+        }
+        std::uint64_t addrs[2];
+        REQUIRE(::read(from_child[0], addrs, sizeof(addrs)) == sizeof(addrs));
+        addr = addrs[0];
+        readonly_addr = addrs[1];
+        close(from_child[0]);
+        close(from_child[1]);
+    }
+    int finish()
+    {
+        char c = 0;
+        (void)!::write(to_child[1], &c, 1);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        close(to_child[0]);
+        close(to_child[1]);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+};
+
+} // namespace
+
+TEST_CASE("a process is read and written through process_vm_readv/writev", "[memory]")
+{
+    Child child;
+    auto caller = ProcessCaller::open(child.pid, getuid());
+    REQUIRE(caller);
+    CHECK(caller->tgid() == child.pid);
+    char got[16] = {};
+    REQUIRE(caller->memory().read(child.addr, std::as_writable_bytes(std::span(got).first(13))) == 0);
+    CHECK(std::string(got) == "child marker");
+    const char text[] = "written by daemon";
+    REQUIRE(caller->memory().write(child.addr, std::as_bytes(std::span(text))) == 0);
+
+    CHECK(caller->memory().read(0x10, std::as_writable_bytes(std::span(got))) == -EFAULT);
+    CHECK(caller->memory().read(child.addr + 4090, std::as_writable_bytes(std::span(got))) == -EFAULT);
+    CHECK(caller->memory().check_mapped(child.addr, 4096, true) == 0);
+    CHECK(caller->memory().check_mapped(child.addr, 8192 * 1024, false) == -EFAULT);
+    CHECK(caller->memory().check_mapped(child.readonly_addr, 4096, false) == 0);
+    CHECK(caller->memory().check_mapped(child.readonly_addr, 4096, true) == -EFAULT);
+    CHECK(caller->memory().check_mapped(0x1000, 4096, false) == -EFAULT);
+    CHECK(caller->alive());
+
+    CHECK(child.finish() == 0);
+    // Once the process is gone its pid means nothing, even if reused.
+    CHECK_FALSE(caller->alive());
+    CHECK(caller->memory().read(child.addr, std::as_writable_bytes(std::span(got))) == -ESRCH);
+    CHECK(caller->memory().write(child.addr, std::as_bytes(std::span(text))) == -ESRCH);
+}
+
+TEST_CASE("opening a process that does not exist fails", "[memory]")
+{
+    Child child;
+    pid_t pid = child.pid;
+    child.finish();
+    CHECK(ProcessCaller::open(pid, getuid()) == nullptr);
+}
+
+TEST_CASE("a process's credentials come from procfs", "[memory]")
+{
+    auto self = ProcessCaller::open(getpid(), getuid());
+    REQUIRE(self);
+    CHECK(self->uid() == getuid());
+    CHECK(self->memlock_limit() > 0);
+    auto again = ProcessCaller::open(getpid(), getuid());
+    CHECK(again->process_key() == self->process_key());
+}
+
+namespace {
+struct NullBacking final : PhysBacking {
+    int read(std::uint64_t, std::span<std::byte>) override { return 0; }
+    int write(std::uint64_t, std::span<const std::byte>) override { return 0; }
+};
+} // namespace
+
+TEST_CASE("physical space reuses and merges released ranges", "[memory]")
+{
+    PhysSpace space;
+    NullBacking backing;
+    auto a = space.reserve(4, backing);
+    auto b = space.reserve(4, backing);
+    auto c = space.reserve(4, backing);
+    REQUIRE((a && b && c));
+    CHECK(*a == PhysSpace::kFirst);
+    CHECK(*b == *a + 4 * 4096);
+    CHECK(space.reserved_pages() == 12);
+    space.release(*b);
+    CHECK_FALSE(space.resolve(*b));
+    auto d = space.reserve(2, backing);
+    CHECK(*d == *b);
+    space.release(*d);
+    space.release(*a);
+    auto e = space.reserve(8, backing);
+    CHECK(*e == *a); // a and b merged back into one hole
+    CHECK_FALSE(space.reserve((PhysSpace::kEnd - PhysSpace::kFirst) / 4096, backing));
+    auto r = space.resolve(*c + 4096 + 5);
+    REQUIRE(r);
+    CHECK(r->offset == 4096 + 5);
+    CHECK(r->remaining == 3 * 4096 - 5);
+}
