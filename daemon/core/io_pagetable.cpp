@@ -12,6 +12,8 @@ namespace {
 // allowed ranges are set: never IOVA 0, never the top page.
 constexpr IovaRange kDefaultWindow{kPageSize, kUlongMax - kPageSize};
 
+constexpr unsigned kUnmapNotifyRetries = 100;
+
 std::uint64_t roundup_pow_of_two(std::uint64_t value)
 {
     return value <= 1 ? 1 : std::bit_ceil(value);
@@ -154,12 +156,16 @@ int IoPagetable::alloc_iova(std::uint64_t* iova, std::uint64_t uptr, std::uint64
     const std::uint64_t min_span = std::max<std::uint64_t>(length - 1, 1);
     const std::uint64_t sure_span = (alignment - 1) + page_offset + min_span;
     auto found = free_.first_fit(min_span, sure_span, [&](IovaRange hole) -> std::optional<std::uint64_t> {
-        // The kernel first tests the whole allowed span the hole lies in.
+        // The kernel first places the request in the whole allowed span the
+        // hole lies in, then searches holes only from that placement up.
         auto window = std::lower_bound(windows_.begin(), windows_.end(), hole.first,
                                        [](const IovaRange& w, std::uint64_t v) { return w.last < v; });
-        if (window == windows_.end() || !fit_in(*window, length, alignment, page_offset))
+        if (window == windows_.end())
             return std::nullopt;
-        return fit_in(hole, length, alignment, page_offset);
+        auto window_start = fit_in(*window, length, alignment, page_offset);
+        if (!window_start || *window_start > hole.last)
+            return std::nullopt;
+        return fit_in({std::max(hole.first, *window_start), hole.last}, length, alignment, page_offset);
     });
     if (!found)
         return -ENOSPC;
@@ -262,12 +268,13 @@ int IoPagetable::unmap_range(IovaRange range, std::uint64_t* unmapped)
         Area& area = *it;
         if (area.iova.first < range.first || area.iova.last > range.last)
             return -ENOENT;
-        if (area.num_accesses) {
-            // Holders must let go of an area before it can disappear.
+        // Holders must let go of an area before it can disappear. Like the
+        // kernel, ask again until they have, and give up after 100 retries.
+        for (unsigned tries = 0; area.num_accesses;) {
             IovaRange held = area.iova;
             for (PinHolder* holder : std::vector<PinHolder*>(holders_))
                 holder->unmap_notify(held);
-            if (area.num_accesses)
+            if (++tries > kUnmapNotifyRetries)
                 return -EDEADLOCK;
         }
         IovaRange removed = area.iova;
@@ -380,47 +387,49 @@ void IoPagetable::remove_holder(PinHolder& holder)
 
 int IoPagetable::pin(IovaRange range, bool write, std::vector<std::uint64_t>* phys_pages)
 {
-    // First confirm contiguous areas cover the range, then pin area by area,
-    // undoing on failure.
-    std::vector<Area*> covered;
-    std::uint64_t cur = range.first;
-    for (auto it = first_area_in({cur, cur}); it != areas_.end() && it->iova.first <= cur; ++it) {
-        if (write && !it->writable)
-            return -EPERM;
-        covered.push_back(&*it);
-        if (it->iova.last >= range.last) {
-            cur = range.last;
-            break;
-        }
-        cur = it->iova.last + 1;
-    }
-    if (covered.empty() || covered.back()->iova.last < range.last)
-        return -ENOENT;
-
     if (phys_pages)
         phys_pages->clear();
-    for (std::size_t i = 0; i < covered.size(); ++i) {
-        Area& area = *covered[i];
-        std::uint64_t lo = std::max(range.first, area.iova.first);
-        std::uint64_t hi = std::min(range.last, area.iova.last);
-        std::uint64_t first_index = area.byte_at(lo) / kPageSize;
-        std::uint64_t last_index = area.byte_at(hi) / kPageSize;
-        if (int rc = area.pages->pin(first_index, last_index)) {
-            while (i--) {
-                Area& undo = *covered[i];
-                std::uint64_t ulo = std::max(range.first, undo.iova.first);
-                std::uint64_t uhi = std::min(range.last, undo.iova.last);
-                undo.pages->unpin(undo.byte_at(ulo) / kPageSize, undo.byte_at(uhi) / kPageSize);
-                --undo.num_accesses;
-            }
-            return rc;
+    // Area by area, in the kernel's order: alignment, permission, pinning;
+    // a gap after the last area is found only at the end. Undo on failure.
+    struct Pinned {
+        Area* area;
+        std::uint64_t first_index;
+        std::uint64_t last_index;
+    };
+    std::vector<Pinned> done;
+    auto fail = [&](int rc) {
+        for (const Pinned& p : done) {
+            p.area->pages->unpin(p.first_index, p.last_index);
+            --p.area->num_accesses;
         }
-        ++area.num_accesses;
         if (phys_pages)
-            for (std::uint64_t index = first_index; index <= last_index; ++index)
+            phys_pages->clear();
+        return rc;
+    };
+    std::uint64_t cur = range.first;
+    for (auto it = first_area_in({cur, cur}); it != areas_.end() && it->iova.first <= cur; ++it) {
+        Area& area = *it;
+        const bool more = area.iova.last < range.last;
+        // Pages are pinned whole, so only the ends of the range may cut one.
+        if (area.byte_at(cur) % kPageSize ||
+            (more && area.byte_at(area.iova.last) % kPageSize != kPageSize - 1))
+            return fail(-EINVAL);
+        if (!(write ? area.writable : area.readable))
+            return fail(-EPERM);
+        const std::uint64_t hi = std::min(range.last, area.iova.last);
+        const Pinned pinned{&area, area.byte_at(cur) / kPageSize, area.byte_at(hi) / kPageSize};
+        if (int rc = area.pages->pin(pinned.first_index, pinned.last_index))
+            return fail(rc);
+        ++area.num_accesses;
+        done.push_back(pinned);
+        if (phys_pages)
+            for (std::uint64_t index = pinned.first_index; index <= pinned.last_index; ++index)
                 phys_pages->push_back(*area.pages->phys_addr(index));
+        if (!more)
+            return 0;
+        cur = area.iova.last + 1;
     }
-    return 0;
+    return fail(-ENOENT);
 }
 
 void IoPagetable::unpin(IovaRange range)
@@ -443,7 +452,7 @@ int IoPagetable::rw(std::uint64_t iova, std::span<std::byte> data, bool write) c
         return -EOVERFLOW;
     std::uint64_t cur = iova;
     for (auto it = first_area_in({cur, cur}); it != areas_.end() && it->iova.first <= cur; ++it) {
-        if (write && !it->writable)
+        if (!(write ? it->writable : it->readable))
             return -EPERM;
         std::uint64_t hi = std::min(last, it->iova.last);
         auto piece = data.subspan(cur - iova, hi - cur + 1);

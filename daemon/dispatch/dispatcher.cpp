@@ -68,19 +68,20 @@ constexpr std::size_t kBufferSize = [] {
     return size;
 }();
 
-// The kernel's copy_struct_from_user(): a shorter struct is zero-extended;
-// a longer one is accepted only if every byte we don't know is zero.
+// The kernel's copy_struct_from_user(): a longer struct is accepted only if
+// every byte we don't know is zero (checked first), a shorter one is
+// zero-extended.
 int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t user_size,
                    std::span<std::byte> buf)
 {
-    const std::size_t known = std::min<std::size_t>(user_size, buf.size());
-    if (int rc = mem.read(arg, buf.first(known)))
-        return rc == -ESRCH ? rc : -EFAULT;
-    std::fill(buf.begin() + known, buf.end(), std::byte{0});
-    // The tail may be up to 4 GiB long: check it a page at a time.
-    std::array<std::byte, 4096> chunk;
+    // The tail may be up to 4 GiB long. Read it in pieces that never cross
+    // one of the client's pages, so that, as in check_zeroed_user(), a
+    // non-zero byte before an unmapped page wins over the fault.
+    constexpr std::uint64_t kPage = 4096;
+    std::array<std::byte, kPage> chunk;
     for (std::uint64_t at = buf.size(); at < user_size;) {
-        std::size_t n = std::min<std::uint64_t>(chunk.size(), user_size - at);
+        std::uint64_t to_page_end = kPage - ((arg + at) % kPage);
+        std::size_t n = std::min<std::uint64_t>(to_page_end, user_size - at);
         if (int rc = mem.read(arg + at, std::span(chunk).first(n)))
             return rc == -ESRCH ? rc : -EFAULT;
         for (std::size_t i = 0; i < n; ++i)
@@ -88,6 +89,10 @@ int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t u
                 return -E2BIG;
         at += n;
     }
+    const std::size_t known = std::min<std::size_t>(user_size, buf.size());
+    if (int rc = mem.read(arg, buf.first(known)))
+        return rc == -ESRCH ? rc : -EFAULT;
+    std::fill(buf.begin() + known, buf.end(), std::byte{0});
     return 0;
 }
 

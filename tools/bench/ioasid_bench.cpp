@@ -55,7 +55,7 @@ public:
     {
         iommu_ioas_map cmd{.size = sizeof(cmd),
                            .flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE |
-                                    (fixed ? IOMMU_IOAS_MAP_FIXED_IOVA : 0u),
+                                    (fixed ? std::uint32_t{IOMMU_IOAS_MAP_FIXED_IOVA} : 0u),
                            .ioas_id = ioas,
                            .__reserved = 0,
                            .user_va = kUserVa,
