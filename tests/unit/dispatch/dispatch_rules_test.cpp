@@ -11,6 +11,8 @@
 //    check_zeroed_user() reads it word by word and stops at the first
 //    non-zero word; any fault -> EFAULT;
 //  - respond writes min(size, sizeof) bytes; IOMMU_OPTION writes only val64.
+// Lets failures print the written byte runs.
+#define CATCH_CONFIG_ENABLE_PAIR_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <ioasid/iommufd.h>

@@ -596,6 +596,38 @@ TEST_CASE("ALLOW_IOVAS steers automatic MAP only; FIXED maps ignore it", "[dispa
     CHECK((iova < 0x100000 || iova > 0x1fffff));
 }
 
+TEST_CASE("automatic placement clips allowed ranges to [PAGE_SIZE, ULONG_MAX - PAGE_SIZE]",
+          "[dispatch][allow_iovas]")
+{
+    Fixture f;
+    const std::uint32_t ioas = alloc_ok(f.c);
+    std::uint64_t iova = 0;
+
+    SECTION("bottom: IOVA 0 is never handed out")
+    {
+        REQUIRE(allow(f.c, ioas, {{0, 0x1fff}}) == 0);
+        REQUIRE(f.c.map(ioas, kBufferAddr, kPage, &iova) == 0);
+        CHECK(iova == 0x1000);
+        CHECK(f.c.map(ioas, kBufferAddr, kPage, &iova) == -ENOSPC);
+        // FIXED may still use IOVA 0.
+        CHECK(f.c.map_fixed(ioas, kBufferAddr, kPage, 0) == 0);
+    }
+    SECTION("top: the last page is never handed out")
+    {
+        REQUIRE(allow(f.c, ioas, {{kMax - 0x1fff, kMax}}) == 0);
+        REQUIRE(f.c.map(ioas, kBufferAddr, kPage, &iova) == 0);
+        CHECK(iova == kMax - 0x1fff);
+        CHECK(f.c.map(ioas, kBufferAddr, kPage, &iova) == -ENOSPC);
+    }
+    SECTION("an allowed list that overlaps existing areas is accepted")
+    {
+        REQUIRE(f.c.map_fixed(ioas, kBufferAddr, 2 * kPage, 0x100000) == 0);
+        CHECK(allow(f.c, ioas, {{0x101000, 0x1fffff}}) == 0);
+        REQUIRE(f.c.map(ioas, kBufferAddr, kPage, &iova) == 0);
+        CHECK(iova == 0x102000);
+    }
+}
+
 TEST_CASE("reserving IOVA that intersects an allowed range or an area is EADDRINUSE",
           "[dispatch][allow_iovas]")
 {
