@@ -34,8 +34,15 @@ int access_create(Context& ctx, std::uint32_t ioas_id, std::uint64_t iova_alignm
     if (!pending.id())
         return -ENOSPC;
     *id = pending.id();
-    pending.publish();
+    ctx.objects().add_owner_reference(pending.publish());
     return 0;
+}
+
+int access_destroy(Context& ctx, std::uint32_t id)
+{
+    if (!ctx.objects().find_as<Access>(id))
+        return -ENOENT;
+    return ctx.objects().destroy_owned(id);
 }
 
 int Access::pin_pages(std::uint64_t iova, std::uint64_t length, bool write,

@@ -45,7 +45,11 @@ private:
 };
 
 // Creates an access on IOAS `ioas_id` and publishes it; *id gets its id.
+// Its creator holds a reference, so IOMMU_DESTROY of the id answers EBUSY
+// (as for the kernel's in-driver accesses); the creator ends it with
+// access_destroy(). Closing the context ends it too.
 [[nodiscard]] int access_create(Context& ctx, std::uint32_t ioas_id, std::uint64_t iova_alignment,
                                 Access::UnmapHandler on_unmap, std::uint32_t* id);
+[[nodiscard]] int access_destroy(Context& ctx, std::uint32_t id);
 
 } // namespace ioasid::core

@@ -1,6 +1,8 @@
 #include "context.h"
 
+#include <cassert>
 #include <cerrno>
+#include <vector>
 
 #include "ioas.h"
 
@@ -16,6 +18,18 @@ Context::Context(CoreServices& services, std::shared_ptr<memory::Caller> opener,
 Context::~Context()
 {
     vfio_ioas_ = nullptr;
+    // The users of accesses live in the daemon and go with the file, so
+    // their references are dropped before the leaves-first teardown.
+    std::vector<std::uint32_t> accesses;
+    objects_.for_each([&](const Object& object) {
+        if (object.type() == ObjectType::access)
+            accesses.push_back(object.id());
+    });
+    for (std::uint32_t id : accesses) {
+        int rc = objects_.destroy_owned(id);
+        assert(rc == 0);
+        (void)rc;
+    }
     objects_.destroy_all();
 }
 

@@ -66,6 +66,19 @@ int ObjectTable::destroy(std::uint32_t id, const std::function<void(Object&)>& b
     return 0;
 }
 
+int ObjectTable::destroy_owned(std::uint32_t id, const std::function<void(Object&)>& before_free)
+{
+    auto it = slots_.find(id);
+    if (it == slots_.end() || !it->second)
+        return -ENOENT;
+    assert(it->second->users_ >= 2);
+    --it->second->users_;
+    int rc = destroy(id, before_free);
+    if (rc)
+        ++slots_.find(id)->second->users_;
+    return rc;
+}
+
 void ObjectTable::destroy_all()
 {
     // Destroying a leaf drops the users of what it referenced, which turns

@@ -41,6 +41,13 @@ public:
     [[nodiscard]] int destroy(std::uint32_t id,
                               const std::function<void(Object&)>& before_free = {});
 
+    // An object whose creator keeps its own reference (an access, held by
+    // the code that uses it) is destroyed by that creator: the reference is
+    // dropped, then the object is destroyed as by IOMMU_DESTROY.
+    void add_owner_reference(Object& object) { ++object.users_; }
+    [[nodiscard]] int destroy_owned(std::uint32_t id,
+                                    const std::function<void(Object&)>& before_free = {});
+
     // Context release: frees leaves first until nothing is left.
     void destroy_all();
 

@@ -139,8 +139,13 @@ TEST_CASE("object ids are one space shared by every object type", "[dispatch][io
     std::uint64_t iova = 0;
     CHECK(c.map(access, kBufferAddr, kPage, &iova) == -ENOENT);
 
-    // Freeing the access frees its id for the next IOAS.
-    CHECK(c.destroy(access) == 0);
+    // Its creator holds it, as a kernel driver holds its access: the client
+    // cannot destroy it, the creator can, and that frees the id.
+    CHECK(c.destroy(access) == -EBUSY);
+    {
+        std::lock_guard guard(c.ctx().lock());
+        CHECK(core::access_destroy(c.ctx(), access) == 0);
+    }
     CHECK(alloc_ok(c) == 2);
     CHECK(iova_ranges_rc(c, 2) == 0);
 }
@@ -240,11 +245,11 @@ TEST_CASE("DESTROY of an IOAS in use is EBUSY until its user is gone", "[dispatc
     CHECK(c.map(ioas, kBufferAddr, kPage, &iova) == 0);
     CHECK(iova_ranges_rc(c, ioas) == 0);
 
-    // The access's driver destroys it (the kernel's iommufd_access_destroy();
-    // our core lets the id table do it).
+    // The access's creator destroys it (the kernel's iommufd_access_destroy()).
+    CHECK(c.destroy(access) == -EBUSY);
     {
         std::lock_guard guard(c.ctx().lock());
-        CHECK(c.ctx().destroy(access) == 0);
+        CHECK(core::access_destroy(c.ctx(), access) == 0);
     }
     CHECK(c.destroy(ioas) == 0);
     CHECK(c.ctx().objects().empty());

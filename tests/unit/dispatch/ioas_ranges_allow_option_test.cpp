@@ -201,7 +201,7 @@ std::uint32_t make_access(Client& c, std::uint32_t ioas, std::uint64_t iova_alig
 int destroy_access(Client& c, std::uint32_t id)
 {
     std::lock_guard guard(c.ctx().lock());
-    return c.ctx().destroy(id);
+    return core::access_destroy(c.ctx(), id);
 }
 
 } // namespace
