@@ -32,7 +32,7 @@ int access_create(Context& ctx, std::uint32_t ioas_id, std::uint64_t iova_alignm
     }
     PendingObject<Access> pending(ctx.objects(), std::move(access));
     if (!pending.id())
-        return -ENOSPC;
+        return -EBUSY;
     *id = pending.id();
     ctx.objects().add_owner_reference(pending.publish());
     return 0;

@@ -18,6 +18,9 @@ struct Area : boost::intrusive::set_base_hook<> {
     bool readable = false;
     bool writable = false;
     std::uint32_t num_accesses = 0; // pins taken through accesses
+    // Set once an unmap has asked the holders to let go; from then on no
+    // new pin or copy may start on the area.
+    bool prevent_access = false;
 
     [[nodiscard]] std::uint64_t length() const { return iova.last - iova.first + 1; }
     [[nodiscard]] std::uint64_t page_offset() const { return start_byte % kPageSize; }

@@ -210,6 +210,10 @@ int IoPagetable::map_pages(std::span<const PagesSlice> slices, std::uint64_t len
         std::uint64_t last;
         if (!last_of(at, slice.length, &last) || !last_of(slice.start_byte, slice.length, &last))
             return -EOVERFLOW;
+        // A page count that wrapped when the pages object was sized shows up
+        // here, as in iopt_insert_area().
+        if (last / kPageSize >= slice.pages->npages())
+            return -EOVERFLOW;
         at += slice.length;
     }
     at = *iova;
@@ -220,7 +224,6 @@ int IoPagetable::map_pages(std::span<const PagesSlice> slices, std::uint64_t len
         area->start_byte = slice.start_byte;
         area->readable = readable;
         area->writable = writable;
-        assert(area->last_index() < slice.pages->npages());
         free_.occupy(area->iova);
         areas_.insert(*area.release());
         at += slice.length;
@@ -271,6 +274,7 @@ int IoPagetable::unmap_range(IovaRange range, std::uint64_t* unmapped)
         // Holders must let go of an area before it can disappear. Like the
         // kernel, ask again until they have, and give up after 100 retries.
         for (unsigned tries = 0; area.num_accesses;) {
+            area.prevent_access = true;
             IovaRange held = area.iova;
             for (PinHolder* holder : std::vector<PinHolder*>(holders_))
                 holder->unmap_notify(held);
@@ -411,7 +415,7 @@ int IoPagetable::pin(IovaRange range, bool write, std::vector<std::uint64_t>* ph
         Area& area = *it;
         const bool more = area.iova.last < range.last;
         // Pages are pinned whole, so only the ends of the range may cut one.
-        if (area.byte_at(cur) % kPageSize ||
+        if (area.prevent_access || area.byte_at(cur) % kPageSize ||
             (more && area.byte_at(area.iova.last) % kPageSize != kPageSize - 1))
             return fail(-EINVAL);
         if (!(write ? area.writable : area.readable))
@@ -452,6 +456,8 @@ int IoPagetable::rw(std::uint64_t iova, std::span<std::byte> data, bool write) c
         return -EOVERFLOW;
     std::uint64_t cur = iova;
     for (auto it = first_area_in({cur, cur}); it != areas_.end() && it->iova.first <= cur; ++it) {
+        if (it->prevent_access)
+            return -EINVAL;
         if (!(write ? it->writable : it->readable))
             return -EPERM;
         std::uint64_t hi = std::min(last, it->iova.last);

@@ -71,13 +71,12 @@ namespace ioasid::core {
 template <typename T>
 class PendingObject {
 public:
-    PendingObject() = default;
     PendingObject(ObjectTable& table, std::unique_ptr<T> object)
         : table_(&table), id_(table.reserve_id()), object_(std::move(object))
     {
     }
-    PendingObject(PendingObject&&) noexcept = default;
-    PendingObject& operator=(PendingObject&&) noexcept = default;
+    PendingObject(const PendingObject&) = delete;
+    PendingObject& operator=(const PendingObject&) = delete;
     ~PendingObject()
     {
         if (table_ && id_)

@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <vector>
 
 namespace ioasid::core {
 
@@ -27,7 +28,7 @@ int Pages::create(std::shared_ptr<memory::Caller> source, std::uint64_t user_va,
 }
 
 Pages::Pages(Key, std::shared_ptr<memory::Caller> source, std::uint64_t uptr, std::uint64_t npages,
-             bool writable, AccountMode mode, PinServices& services)
+             bool writable, AccountMode mode, PinServices services)
     : source_(std::move(source)), uptr_(uptr), npages_(npages), writable_(writable), mode_(mode),
       services_(services)
 {
@@ -39,8 +40,42 @@ Pages::~Pages()
     assert(npinned_ == 0);
     if (npinned_)
         services_.accounting.uncharge(mode_, *source_, npinned_);
-    if (phys_base_)
-        services_.phys.release(*phys_base_);
+    for (auto [chunk, base] : chunks_)
+        services_.phys.release(base);
+}
+
+int Pages::reserve_chunks(std::uint64_t first, std::uint64_t last)
+{
+    std::vector<std::uint64_t> added;
+    for (std::uint64_t chunk = first / kChunkPages; chunk <= last / kChunkPages; ++chunk) {
+        if (chunks_.contains(chunk))
+            continue;
+        std::uint64_t lo = chunk * kChunkPages;
+        auto base = services_.phys.reserve(std::min(kChunkPages, npages_ - lo), *this, lo * kPageSize);
+        if (!base) {
+            for (std::uint64_t undo : added) {
+                services_.phys.release(chunks_[undo]);
+                chunks_.erase(undo);
+            }
+            return -ENOMEM;
+        }
+        chunks_.emplace(chunk, *base);
+        added.push_back(chunk);
+    }
+    return 0;
+}
+
+void Pages::release_unpinned_chunks(std::uint64_t first, std::uint64_t last)
+{
+    for (std::uint64_t chunk = first / kChunkPages; chunk <= last / kChunkPages; ++chunk) {
+        std::uint64_t lo = chunk * kChunkPages;
+        std::uint64_t hi = std::min(lo + kChunkPages, npages_) - 1;
+        auto it = chunks_.find(chunk);
+        if (it != chunks_.end() && pinned_within(lo, hi) == 0) {
+            services_.phys.release(it->second);
+            chunks_.erase(it);
+        }
+    }
 }
 
 std::uint64_t Pages::pinned_within(std::uint64_t first, std::uint64_t last) const
@@ -79,12 +114,9 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
     std::uint64_t newly = (last - first + 1) - pinned_within(first, last);
     if (int rc = services_.accounting.charge(mode_, *source_, newly))
         return rc;
-    if (!phys_base_) {
-        phys_base_ = services_.phys.reserve(npages_, *this);
-        if (!phys_base_) {
-            services_.accounting.uncharge(mode_, *source_, newly);
-            return -ENOMEM;
-        }
+    if (int rc = reserve_chunks(first, last)) {
+        services_.accounting.uncharge(mode_, *source_, newly);
+        return rc;
     }
     pins_ += std::make_pair(Interval::closed(first, last), std::uint32_t{1});
     npinned_ += newly;
@@ -100,10 +132,7 @@ void Pages::unpin(std::uint64_t first, std::uint64_t last)
     std::uint64_t released = before - pinned_within(first, last);
     npinned_ -= released;
     services_.accounting.uncharge(mode_, *source_, released);
-    if (npinned_ == 0 && phys_base_) {
-        services_.phys.release(*phys_base_);
-        phys_base_.reset();
-    }
+    release_unpinned_chunks(first, last);
 }
 
 std::uint32_t Pages::pin_count(std::uint64_t index) const
@@ -114,9 +143,9 @@ std::uint32_t Pages::pin_count(std::uint64_t index) const
 
 std::optional<std::uint64_t> Pages::phys_addr(std::uint64_t index) const
 {
-    if (!phys_base_ || pin_count(index) == 0)
+    if (pin_count(index) == 0)
         return std::nullopt;
-    return *phys_base_ + index * kPageSize;
+    return chunks_.at(index / kChunkPages) + (index % kChunkPages) * kPageSize;
 }
 
 int Pages::read(std::uint64_t offset, std::span<std::byte> out)

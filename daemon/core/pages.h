@@ -8,6 +8,7 @@
 #include <boost/icl/interval_map.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -34,7 +35,7 @@ public:
                                     PinServices& services, std::shared_ptr<Pages>* out);
 
     Pages(Key, std::shared_ptr<memory::Caller> source, std::uint64_t uptr, std::uint64_t npages,
-          bool writable, AccountMode mode, PinServices& services);
+          bool writable, AccountMode mode, PinServices services);
     ~Pages() override;
     Pages(const Pages&) = delete;
     Pages& operator=(const Pages&) = delete;
@@ -63,18 +64,24 @@ public:
 
 private:
     using PinMap = boost::icl::interval_map<std::uint64_t, std::uint32_t>;
+    // Physical addresses are handed out per chunk of 2 MiB that holds a
+    // pinned page, so a huge mapping with one pinned page costs one chunk,
+    // and a chunk is contiguous and aligned, as a huge page would be.
+    static constexpr std::uint64_t kChunkPages = 512;
     [[nodiscard]] std::uint64_t pinned_within(std::uint64_t first, std::uint64_t last) const;
+    [[nodiscard]] int reserve_chunks(std::uint64_t first, std::uint64_t last);
+    void release_unpinned_chunks(std::uint64_t first, std::uint64_t last);
 
     std::shared_ptr<memory::Caller> source_;
     std::uint64_t uptr_;
     std::uint64_t npages_;
     bool writable_;
     AccountMode mode_;
-    PinServices& services_;
+    PinServices services_;
 
     PinMap pins_; // page index -> pin count; absent means unpinned
     std::uint64_t npinned_ = 0;
-    std::optional<std::uint64_t> phys_base_;
+    std::map<std::uint64_t, std::uint64_t> chunks_; // chunk index -> physical base
 };
 
 } // namespace ioasid::core

@@ -35,10 +35,11 @@ int PinAccounting::charge(AccountMode mode, const memory::Caller& owner, std::ui
         return 0;
     const std::uint64_t limit = owner.memlock_limit() >> kPageShift;
     std::lock_guard guard(lock_);
-    std::uint64_t& counter = (*table)[key_of(mode, owner)];
+    auto it = table->find(key_of(mode, owner));
+    std::uint64_t counter = it == table->end() ? 0 : it->second;
     if (npages > limit || counter > limit - npages)
         return -ENOMEM;
-    counter += npages;
+    (*table)[key_of(mode, owner)] = counter + npages;
     return 0;
 }
 

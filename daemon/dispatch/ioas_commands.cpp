@@ -28,7 +28,7 @@ int ioas_alloc_command(Command& cmd, void* buf)
         return -EOPNOTSUPP;
     auto pending = core::ioas_alloc(cmd.ctx);
     if (!pending.id())
-        return -ENOSPC;
+        return -EBUSY; // what xa_alloc() says when the 31-bit ids run out
     args.out_ioas_id = pending.id();
     // The IOAS exists only if the client learned its id.
     if (cmd.respond(args))

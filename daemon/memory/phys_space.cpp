@@ -6,13 +6,7 @@ namespace ioasid::memory {
 
 void PhysSpace::remove_free(std::map<std::uint64_t, std::uint64_t>::iterator it)
 {
-    auto [first, last] = free_by_size_.equal_range(it->second);
-    for (auto s = first; s != last; ++s) {
-        if (s->second == it->first) {
-            free_by_size_.erase(s);
-            break;
-        }
-    }
+    free_by_size_.erase({it->second, it->first});
     free_by_base_.erase(it);
 }
 
@@ -36,12 +30,17 @@ void PhysSpace::add_free(std::uint64_t base, std::uint64_t npages)
     free_by_size_.emplace(npages, base);
 }
 
-std::optional<std::uint64_t> PhysSpace::reserve(std::uint64_t npages, PhysBacking& backing)
+std::optional<std::uint64_t> PhysSpace::reserve(std::uint64_t npages, PhysBacking& backing,
+                                                std::uint64_t backing_offset)
 {
-    if (npages == 0)
+    if (npages == 0 || npages > (kEnd - kFirst) / kPageSize)
         return std::nullopt;
+    // Sizes are rounded to the alignment, which keeps every hole aligned.
+    const std::uint64_t valid = npages;
+    npages = (npages + kAlignPages - 1) / kAlignPages * kAlignPages;
     std::lock_guard guard(lock_);
-    auto fit = free_by_size_.lower_bound(npages);
+    // The smallest hole that fits, the lowest such one among equals.
+    auto fit = free_by_size_.lower_bound({npages, 0});
     if (fit == free_by_size_.end())
         return std::nullopt;
     std::uint64_t base = fit->second;
@@ -50,8 +49,8 @@ std::optional<std::uint64_t> PhysSpace::reserve(std::uint64_t npages, PhysBackin
     free_by_base_.erase(base);
     if (hole > npages)
         add_free(base + npages * kPageSize, hole - npages);
-    used_.emplace(base, Reservation{npages, &backing});
-    used_pages_ += npages;
+    used_.emplace(base, Reservation{npages, valid, &backing, backing_offset});
+    used_pages_ += valid;
     return base;
 }
 
@@ -63,7 +62,7 @@ void PhysSpace::release(std::uint64_t base)
     if (it == used_.end())
         return;
     std::uint64_t npages = it->second.npages;
-    used_pages_ -= npages;
+    used_pages_ -= it->second.valid;
     used_.erase(it);
     add_free(base, npages);
 }
@@ -76,10 +75,10 @@ std::optional<PhysSpace::Resolved> PhysSpace::resolve(std::uint64_t pa) const
         return std::nullopt;
     --it;
     std::uint64_t offset = pa - it->first;
-    std::uint64_t size = it->second.npages * kPageSize;
+    std::uint64_t size = it->second.valid * kPageSize;
     if (offset >= size)
         return std::nullopt;
-    return Resolved{it->second.backing, offset, size - offset};
+    return Resolved{it->second.backing, it->second.backing_offset + offset, size - offset};
 }
 
 std::uint64_t PhysSpace::reserved_pages() const

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 
 namespace ioasid::memory {
@@ -28,10 +29,15 @@ public:
     // output address width.
     static constexpr std::uint64_t kFirst = 1ULL << 32;
     static constexpr std::uint64_t kEnd = 1ULL << 46;
+    static constexpr std::uint64_t kAlignPages = 512;
 
     // Returns the base address of `npages` contiguous pages, or nothing when
-    // the space is exhausted (the caller reports ENOMEM).
-    std::optional<std::uint64_t> reserve(std::uint64_t npages, PhysBacking& backing);
+    // the space is exhausted (the caller reports ENOMEM). Every reservation
+    // starts on a 2 MiB boundary, as a huge page frame does, so that page
+    // tables can use large leaves where the IOVA side allows.
+    // `backing_offset` is where in `backing` the first reserved page lies.
+    std::optional<std::uint64_t> reserve(std::uint64_t npages, PhysBacking& backing,
+                                         std::uint64_t backing_offset = 0);
     void release(std::uint64_t base);
 
     struct Resolved {
@@ -45,8 +51,10 @@ public:
 
 private:
     struct Reservation {
-        std::uint64_t npages;
+        std::uint64_t npages; // taken from the space
+        std::uint64_t valid;  // backed by `backing`
         PhysBacking* backing;
+        std::uint64_t backing_offset;
     };
     void add_free(std::uint64_t base, std::uint64_t npages);
     void remove_free(std::map<std::uint64_t, std::uint64_t>::iterator it);
@@ -57,7 +65,7 @@ private:
     // Free space, indexed twice: by address to merge neighbours, by size to
     // pick the smallest hole that fits.
     std::map<std::uint64_t, std::uint64_t> free_by_base_{{kFirst, (kEnd - kFirst) / kPageSize}};
-    std::multimap<std::uint64_t, std::uint64_t> free_by_size_{{(kEnd - kFirst) / kPageSize, kFirst}};
+    std::set<std::pair<std::uint64_t, std::uint64_t>> free_by_size_{{(kEnd - kFirst) / kPageSize, kFirst}};
 };
 
 } // namespace ioasid::memory

@@ -151,3 +151,19 @@ TEST_CASE("emulated physical addresses resolve to the client's bytes", "[core][p
     other->unpin(0, 0);
     CHECK_FALSE(f.services.phys.resolve(0x100000000ULL));
 }
+
+TEST_CASE("a huge mapping with one pinned page takes one chunk of physical space", "[core][pages]")
+{
+    Fixture f;
+    auto huge = f.make(kVa, 1ULL << 45); // 32 TiB, nearly all of it never backed
+    REQUIRE(huge->pin(0, 0) == 0);
+    CHECK(f.services.phys.reserved_pages() == 512);
+    CHECK(f.services.accounting.user_pages(1000) == 1);
+    // A second 32 TiB mapping of another client still gets addresses.
+    auto other = f.make(kVa, 1ULL << 45);
+    REQUIRE(other->pin(1, 1) == 0);
+    CHECK(*other->phys_addr(1) % (512 * kPage) == kPage);
+    huge->unpin(0, 0);
+    other->unpin(1, 1);
+    CHECK(f.services.phys.reserved_pages() == 0);
+}

@@ -116,28 +116,37 @@ struct NullBacking final : PhysBacking {
 };
 } // namespace
 
-TEST_CASE("physical space reuses and merges released ranges", "[memory]")
+TEST_CASE("physical space hands out 2 MiB aligned ranges and reuses them", "[memory]")
 {
+    constexpr std::uint64_t kChunk = PhysSpace::kAlignPages * 4096;
     PhysSpace space;
     NullBacking backing;
     auto a = space.reserve(4, backing);
-    auto b = space.reserve(4, backing);
-    auto c = space.reserve(4, backing);
+    auto b = space.reserve(4, backing, 0x5000);
+    auto c = space.reserve(600, backing);
     REQUIRE((a && b && c));
     CHECK(*a == PhysSpace::kFirst);
-    CHECK(*b == *a + 4 * 4096);
-    CHECK(space.reserved_pages() == 12);
+    CHECK(*b == *a + kChunk);
+    CHECK(*c == *b + kChunk);
+    CHECK(space.reserved_pages() == 608);
+    // Only the pages asked for resolve, offset into their backing.
+    auto rb = space.resolve(*b + 4096 + 5);
+    REQUIRE(rb);
+    CHECK(rb->offset == 0x5000 + 4096 + 5);
+    CHECK(rb->remaining == 3 * 4096 - 5);
+    CHECK_FALSE(space.resolve(*b + 4 * 4096));
     space.release(*b);
     CHECK_FALSE(space.resolve(*b));
     auto d = space.reserve(2, backing);
     CHECK(*d == *b);
     space.release(*d);
     space.release(*a);
-    auto e = space.reserve(8, backing);
+    auto e = space.reserve(1024, backing);
     CHECK(*e == *a); // a and b merged back into one hole
+    CHECK(*e % kChunk == 0);
     CHECK_FALSE(space.reserve((PhysSpace::kEnd - PhysSpace::kFirst) / 4096, backing));
-    auto r = space.resolve(*c + 4096 + 5);
-    REQUIRE(r);
-    CHECK(r->offset == 4096 + 5);
-    CHECK(r->remaining == 3 * 4096 - 5);
+    CHECK_FALSE(space.reserve(UINT64_MAX, backing));
+    space.release(*c);
+    space.release(*e);
+    CHECK(space.reserved_pages() == 0);
 }
