@@ -1,5 +1,7 @@
 #include "process_caller.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
@@ -66,26 +68,51 @@ std::uint64_t read_cap_effective(pid_t pid)
 
 } // namespace
 
+// Capabilities count only in the daemon's own user namespace: a process
+// that made itself "root" in a namespace of its own has full CapEff there,
+// and the kernel's capable() would not honour it.
+bool same_user_namespace(pid_t pid)
+{
+    struct stat theirs {}, ours {};
+    if (::stat(("/proc/" + std::to_string(pid) + "/ns/user").c_str(), &theirs) != 0 ||
+        ::stat("/proc/self/ns/user", &ours) != 0)
+        return false;
+    return theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev;
+}
+
 std::unique_ptr<ProcessCaller> ProcessCaller::open(pid_t tgid, uid_t uid)
 {
     UniqueFd pidfd(pidfd_open(tgid, 0));
     if (!pidfd)
         return nullptr;
+    const std::string proc = "/proc/" + std::to_string(tgid);
+    UniqueFd mem(::open((proc + "/mem").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mem)
+        return nullptr;
     // Read identity only after the pidfd pins down which process this is,
     // then confirm that process is still the one behind the pid.
     std::uint64_t start = read_start_time(tgid);
-    std::uint64_t caps = read_cap_effective(tgid);
-    if (pidfd_send_signal(pidfd.get(), 0, nullptr, 0) != 0)
+    std::uint64_t caps = same_user_namespace(tgid) ? read_cap_effective(tgid) : 0;
+    if (start == 0 || pidfd_send_signal(pidfd.get(), 0, nullptr, 0) != 0)
         return nullptr;
     std::uint64_t key = (start << 22) ^ static_cast<std::uint64_t>(tgid);
-    return std::make_unique<ProcessCaller>(Key{}, tgid, uid, std::move(pidfd), key, caps);
+    return std::make_unique<ProcessCaller>(Key{}, tgid, uid, std::move(pidfd), std::move(mem), key,
+                                           caps);
 }
 
-ProcessCaller::ProcessCaller(Key, pid_t tgid, uid_t uid, UniqueFd pidfd, std::uint64_t key,
-                             std::uint64_t cap_effective)
-    : tgid_(tgid), uid_(uid), pidfd_(std::move(pidfd)), process_key_(key),
+ProcessCaller::ProcessCaller(Key, pid_t tgid, uid_t uid, UniqueFd pidfd, UniqueFd mem,
+                             std::uint64_t key, std::uint64_t cap_effective)
+    : tgid_(tgid), uid_(uid), pidfd_(std::move(pidfd)), mem_(std::move(mem)), process_key_(key),
       cap_effective_(cap_effective)
 {
+}
+
+// Reading /proc/<pid>/mem gives 0 bytes once its address space is gone
+// (exit, execve), and 1 byte or EIO while it lives.
+bool ProcessCaller::same_address_space() const
+{
+    char byte;
+    return ::pread(mem_.get(), &byte, 1, 0) != 0;
 }
 
 bool ProcessCaller::alive() const
@@ -102,23 +129,23 @@ bool ProcessCaller::capable(Capability cap) const
 std::uint64_t ProcessCaller::memlock_limit() const
 {
     rlimit limit{};
-    if (prlimit(tgid_, RLIMIT_MEMLOCK, nullptr, &limit) != 0)
+    if (prlimit(tgid_, RLIMIT_MEMLOCK, nullptr, &limit) != 0 || !alive())
         return 0;
     return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : limit.rlim_cur;
 }
 
-// The pid is checked against the pidfd on both sides of the copy: if the
-// process exited and its pid was reused in between, the copy is discarded.
+// process_vm_readv/writev name a pid, which outlives an execve() and can be
+// reused after an exit. The address space the client had when it opened
+// the device is checked on both sides of every copy: a read from anything
+// else is discarded, and a write is not started.
 int ProcessCaller::read(std::uint64_t addr, std::span<std::byte> out)
 {
     if (out.empty())
         return 0;
-    if (!alive())
-        return -ESRCH;
     iovec local{out.data(), out.size()};
     iovec remote{reinterpret_cast<void*>(addr), out.size()};
     ssize_t done = process_vm_readv(tgid_, &local, 1, &remote, 1, 0);
-    if (!alive())
+    if (!same_address_space())
         return -ESRCH;
     return done == static_cast<ssize_t>(out.size()) ? 0 : -EFAULT;
 }
@@ -127,12 +154,12 @@ int ProcessCaller::write(std::uint64_t addr, std::span<const std::byte> in)
 {
     if (in.empty())
         return 0;
-    if (!alive())
+    if (!same_address_space())
         return -ESRCH;
     iovec local{const_cast<std::byte*>(in.data()), in.size()};
     iovec remote{reinterpret_cast<void*>(addr), in.size()};
     ssize_t done = process_vm_writev(tgid_, &local, 1, &remote, 1, 0);
-    if (!alive())
+    if (!same_address_space())
         return -ESRCH;
     return done == static_cast<ssize_t>(in.size()) ? 0 : -EFAULT;
 }
@@ -166,7 +193,7 @@ int ProcessCaller::check_mapped(std::uint64_t addr, std::uint64_t length, bool f
             return -EFAULT;
         next = hi;
     }
-    if (!alive())
+    if (!same_address_space())
         return -ESRCH;
     return next >= end ? 0 : -EFAULT;
 }

@@ -27,12 +27,16 @@ public:
     // True while the process opened at construction is still the one
     // behind `tgid`; false once it exited, so a recycled pid is never used.
     [[nodiscard]] bool alive() const;
+    // True while that process still has the address space it had when
+    // opened: false after it exits or calls execve(), as the kernel stops
+    // using pages->source_mm once that mm is gone.
+    [[nodiscard]] bool same_address_space() const;
 
 private:
     struct Key {};
 
 public:
-    ProcessCaller(Key, pid_t tgid, uid_t uid, UniqueFd pidfd, std::uint64_t key,
+    ProcessCaller(Key, pid_t tgid, uid_t uid, UniqueFd pidfd, UniqueFd mem, std::uint64_t key,
                   std::uint64_t cap_effective);
 
 private:
@@ -44,6 +48,7 @@ private:
     pid_t tgid_;
     uid_t uid_;
     UniqueFd pidfd_;
+    UniqueFd mem_; // /proc/<pid>/mem: bound to the address space, not the pid
     std::uint64_t process_key_;
     std::uint64_t cap_effective_;
 };

@@ -1,10 +1,14 @@
 // The real CallerMemory: another process reached by pid, guarded by a pidfd.
 #include <catch2/catch.hpp>
 
+#include <linux/capability.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 
 #include "memory/phys_space.h"
@@ -149,4 +153,74 @@ TEST_CASE("physical space hands out 2 MiB aligned ranges and reuses them", "[mem
     space.release(*c);
     space.release(*e);
     CHECK(space.reserved_pages() == 0);
+}
+
+TEST_CASE("after execve the old address space is never touched", "[memory]")
+{
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    static char marker[] = "before exec";
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        char c;
+        (void)!::read(go[0], &c, 1);
+        execl("/bin/sleep", "sleep", "10", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    auto caller = ProcessCaller::open(pid, getuid());
+    REQUIRE(caller);
+    char got[sizeof(marker)] = {};
+    const auto addr = reinterpret_cast<std::uint64_t>(marker);
+    REQUIRE(caller->memory().read(addr, std::as_writable_bytes(std::span(got))) == 0);
+    CHECK(std::string(got) == "before exec");
+
+    (void)!::write(go[1], "x", 1);
+    // Wait until the child runs the new image.
+    for (int i = 0; i < 500 && caller->same_address_space(); ++i)
+        usleep(10000);
+    CHECK_FALSE(caller->same_address_space());
+    CHECK(caller->alive()); // same pid, same process, other memory
+    CHECK(caller->memory().read(addr, std::as_writable_bytes(std::span(got))) == -ESRCH);
+    CHECK(caller->memory().write(addr, std::as_bytes(std::span(marker))) == -ESRCH);
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    close(go[0]);
+    close(go[1]);
+}
+
+TEST_CASE("capabilities held only inside a user namespace do not count", "[memory]")
+{
+    int ready[2], done[2];
+    REQUIRE(pipe(ready) == 0);
+    REQUIRE(pipe(done) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        char ok = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+        (void)!::write(ready[1], &ok, 1);
+        char c;
+        (void)!::read(done[0], &c, 1);
+        _exit(0);
+    }
+    char ok = 0;
+    REQUIRE(::read(ready[0], &ok, 1) == 1);
+    if (ok == 'y') {
+        auto caller = ProcessCaller::open(pid, getuid());
+        REQUIRE(caller);
+        CHECK_FALSE(caller->capable(Capability::ipc_lock));
+        CHECK_FALSE(caller->capable(Capability::sys_resource));
+    } else {
+        WARN("unshare(CLONE_NEWUSER) is not permitted here; namespace case not exercised");
+    }
+    auto self = ProcessCaller::open(getpid(), getuid());
+    REQUIRE(self);
+    // Our own capabilities, asked of the kernel another way, must agree.
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    REQUIRE(syscall(SYS_capget, &header, data) == 0);
+    CHECK(self->capable(Capability::sys_resource) == bool(data[0].effective & (1u << CAP_SYS_RESOURCE)));
+    CHECK(self->capable(Capability::ipc_lock) == bool(data[0].effective & (1u << CAP_IPC_LOCK)));
+    (void)!::write(done[1], "x", 1);
+    waitpid(pid, nullptr, 0);
 }
