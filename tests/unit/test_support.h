@@ -8,9 +8,12 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
+#include "core/access.h"
 #include "core/context.h"
+#include "core/ioas.h"
 #include "dispatch/dispatcher.h"
 #include "memory/buffer_caller.h"
 
@@ -34,12 +37,14 @@ public:
     {
     }
 
-    static std::shared_ptr<memory::BufferCaller> make_caller()
+    // A client with the struct and array scratch areas and `buffer_size`
+    // bytes of mappable memory at kBufferAddr.
+    static std::shared_ptr<memory::BufferCaller> make_caller(std::uint64_t buffer_size = kBufferSize)
     {
         auto caller = std::make_shared<memory::BufferCaller>();
         caller->add_region(kStructAddr, kStructRegion);
         caller->add_region(kArrayAddr, kArrayRegion);
-        caller->add_region(kBufferAddr, kBufferSize);
+        caller->add_region(kBufferAddr, buffer_size);
         return caller;
     }
 
@@ -120,6 +125,69 @@ public:
 private:
     std::shared_ptr<memory::BufferCaller> caller_;
     core::Context ctx_;
+};
+
+// IOMMU_IOAS_ALLOC that must succeed.
+inline std::uint32_t alloc_ok(Client& c)
+{
+    std::uint32_t id = 0;
+    if (c.ioas_alloc(&id) != 0)
+        throw std::runtime_error("IOAS_ALLOC failed");
+    return id;
+}
+
+// IOMMU_VFIO_IOAS: *id goes in and comes back.
+inline int vfio_ioas(Client& c, std::uint16_t op, std::uint32_t* id)
+{
+    iommu_vfio_ioas cmd{.size = sizeof(cmd), .ioas_id = *id, .op = op, .__reserved = 0};
+    int rc = c.ioctl(IOMMU_VFIO_IOAS, cmd);
+    *id = cmd.ioas_id;
+    return rc;
+}
+
+// An access on `ioas`, created and destroyed the way in-daemon users do.
+inline std::uint32_t make_access(Client& c, std::uint32_t ioas, std::uint64_t iova_alignment = 1)
+{
+    std::uint32_t id = 0;
+    std::lock_guard guard(c.ctx().lock());
+    if (core::access_create(c.ctx(), ioas, iova_alignment, nullptr, &id) != 0)
+        throw std::runtime_error("access_create failed");
+    return id;
+}
+
+inline int destroy_access(Client& c, std::uint32_t id)
+{
+    std::lock_guard guard(c.ctx().lock());
+    return core::access_destroy(c.ctx(), id);
+}
+
+// One client with one IOAS, for tests that work on a single IOAS.
+struct IoasFixture {
+    core::CoreServices services;
+    Client client{services};
+    std::uint32_t ioas = 0;
+
+    IoasFixture()
+    {
+        if (client.ioas_alloc(&ioas) != 0)
+            throw std::runtime_error("IOAS_ALLOC failed");
+    }
+
+    std::uint32_t new_ioas()
+    {
+        std::uint32_t id = 0;
+        if (client.ioas_alloc(&id) != 0)
+            throw std::runtime_error("IOAS_ALLOC failed");
+        return id;
+    }
+
+    core::Ioas& obj(std::uint32_t id)
+    {
+        core::Ioas* p = client.ctx().objects().find_as<core::Ioas>(id);
+        if (!p)
+            throw std::runtime_error("no such IOAS");
+        return *p;
+    }
 };
 
 } // namespace ioasid::test

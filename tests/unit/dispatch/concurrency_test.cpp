@@ -37,15 +37,6 @@ using test::kStructRegion;
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint32_t kRW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
-std::shared_ptr<memory::BufferCaller> small_caller()
-{
-    auto caller = std::make_shared<memory::BufferCaller>();
-    caller->add_region(kStructAddr, kStructRegion);
-    caller->add_region(kArrayAddr, kArrayRegion);
-    caller->add_region(kBufferAddr, 4 << 20);
-    return caller;
-}
-
 // Failures seen by a worker thread.
 struct Log {
     std::vector<std::string> errors;
@@ -169,7 +160,7 @@ TEST_CASE("concurrent map/unmap/copy/ranges/alloc/destroy on one context stay co
     auto window = [](unsigned t) { return 0x10000000ULL * (t + 1); };
 
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     std::uint32_t shared = 0;
     REQUIRE(c.ioas_alloc(&shared) == 0);
     c.write(kArrayAddr, std::as_bytes(std::span(&kAutoWindow, 1)));
@@ -320,7 +311,7 @@ TEST_CASE("concurrent IOAS_ALLOC and DESTROY never share an id and reuse the low
     constexpr unsigned kThreads = 4;
     constexpr unsigned kIterations = 1000;
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     LiveIds live;
     std::vector<Log> logs(kThreads);
     std::atomic<std::uint32_t> max_id{0};
@@ -386,7 +377,7 @@ TEST_CASE("contexts sharing one CoreServices pin and account in parallel", "[dis
     std::vector<std::shared_ptr<memory::BufferCaller>> callers;
     std::vector<std::unique_ptr<Client>> clients;
     for (unsigned i = 0; i < kContexts; ++i) {
-        callers.push_back(small_caller());
+        callers.push_back(Client::make_caller(4 << 20));
         callers.back()->set_memlock_limit(kLimitPages * kPage);
         clients.push_back(std::make_unique<Client>(services, callers.back()));
     }

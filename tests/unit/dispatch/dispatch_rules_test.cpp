@@ -250,19 +250,10 @@ std::string fingerprint(core::Context& ctx)
 
 // The fixture's memory layout, with only 1 MiB behind kBufferAddr: these
 // tests build hundreds of contexts and never touch more.
-std::shared_ptr<memory::BufferCaller> small_caller()
-{
-    auto caller = std::make_shared<memory::BufferCaller>();
-    caller->add_region(kStructAddr, kStructRegion);
-    caller->add_region(kArrayAddr, test::kArrayRegion);
-    caller->add_region(kBufferAddr, 1 << 20);
-    return caller;
-}
-
 // A fresh context after standard_setup().
 struct World {
     core::CoreServices services;
-    Client client{services, small_caller()};
+    Client client{services, Client::make_caller(1 << 20)};
     World() { standard_setup(client); }
     std::string state() { return fingerprint(client.ctx()); }
 };
@@ -294,7 +285,7 @@ Bytes extended(const Spec& spec, std::uint32_t size, std::size_t extra, std::byt
 // write the dispatcher makes, so tests can see which bytes it touched.
 class RecordingCaller final : public memory::Caller, private memory::CallerMemory {
 public:
-    RecordingCaller() : inner_(small_caller()) {}
+    RecordingCaller() : inner_(Client::make_caller(1 << 20)) {}
 
     memory::CallerMemory& memory() override { return *this; }
     [[nodiscard]] uid_t uid() const override { return inner_->uid(); }
@@ -411,7 +402,7 @@ TEST_CASE("the valid request of every command succeeds at its own size", "[dispa
 TEST_CASE("unknown ioctl numbers answer ENOTTY without reading the argument", "[dispatch][decode]")
 {
     core::CoreServices services;
-    Client client(services, small_caller());
+    Client client(services, Client::make_caller(1 << 20));
     // Numbers below IOMMUFD_CMD_BASE and past the iommufd table go to the
     // VFIO compat handler, which knows none of these.
     const unsigned int nr = GENERATE(0x00u, 0x3bu, 0x63u, 0x7fu, 0xffu);

@@ -22,46 +22,16 @@
 namespace {
 
 using namespace ioasid;
+using test::alloc_ok;
 using test::Client;
+using test::destroy_access;
+using test::make_access;
+using test::vfio_ioas;
 using test::kBufferAddr;
 using test::kStructAddr;
 using test::kStructRegion;
 
 constexpr std::uint64_t kPage = 4096;
-
-// The fixture's layout with 4 MiB behind kBufferAddr, which is all these
-// tests use (keeps them quick under sanitizers).
-std::shared_ptr<memory::BufferCaller> small_caller()
-{
-    auto caller = std::make_shared<memory::BufferCaller>();
-    caller->add_region(kStructAddr, kStructRegion);
-    caller->add_region(test::kArrayAddr, test::kArrayRegion);
-    caller->add_region(kBufferAddr, 4 << 20);
-    return caller;
-}
-
-std::uint32_t alloc_ok(Client& c)
-{
-    std::uint32_t id = 0;
-    REQUIRE(c.ioas_alloc(&id) == 0);
-    return id;
-}
-
-int vfio_ioas(Client& c, std::uint16_t op, std::uint32_t* id)
-{
-    iommu_vfio_ioas cmd{.size = sizeof(cmd), .ioas_id = *id, .op = op, .__reserved = 0};
-    int rc = c.ioctl(IOMMU_VFIO_IOAS, cmd);
-    *id = cmd.ioas_id;
-    return rc;
-}
-
-std::uint32_t make_access(Client& c, std::uint32_t ioas_id, std::uint64_t alignment = 1)
-{
-    std::uint32_t id = 0;
-    std::lock_guard guard(c.ctx().lock());
-    REQUIRE(core::access_create(c.ctx(), ioas_id, alignment, nullptr, &id) == 0);
-    return id;
-}
 
 core::Access& access_of(Client& c, std::uint32_t id)
 {
@@ -83,7 +53,7 @@ int iova_ranges_rc(Client& c, std::uint32_t ioas_id)
 TEST_CASE("IOAS_ALLOC hands out ids from 1, lowest free first", "[dispatch][ioas_alloc]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
 
     CHECK(alloc_ok(c) == 1);
     CHECK(alloc_ok(c) == 2);
@@ -127,7 +97,7 @@ TEST_CASE("IOAS_ALLOC hands out ids from 1, lowest free first", "[dispatch][ioas
 TEST_CASE("object ids are one space shared by every object type", "[dispatch][ioas_alloc]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     const std::uint32_t ioas = alloc_ok(c);
     CHECK(ioas == 1);
     const std::uint32_t access = make_access(c, ioas);
@@ -153,7 +123,7 @@ TEST_CASE("object ids are one space shared by every object type", "[dispatch][io
 TEST_CASE("IOAS_ALLOC with flags is EOPNOTSUPP and consumes no id", "[dispatch][ioas_alloc]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     for (std::uint32_t flags : {1u, 2u, 0x80000000u, 0xffffffffu}) {
         CAPTURE(flags);
         iommu_ioas_alloc cmd{.size = sizeof(cmd), .flags = flags, .out_ioas_id = 0};
@@ -167,7 +137,7 @@ TEST_CASE("IOAS_ALLOC with flags is EOPNOTSUPP and consumes no id", "[dispatch][
 TEST_CASE("IOAS_ALLOC whose id cannot be written back creates nothing", "[dispatch][ioas_alloc]")
 {
     // Read-only memory right after the fixture's struct region.
-    auto caller = small_caller();
+    auto caller = Client::make_caller(4 << 20);
     const std::uint64_t ro = kStructAddr + kStructRegion;
     caller->add_region(ro, kPage, /*writable=*/false);
     core::CoreServices services;
@@ -201,7 +171,7 @@ TEST_CASE("IOAS_ALLOC whose id cannot be written back creates nothing", "[dispat
 TEST_CASE("DESTROY of an id that names no object is ENOENT", "[dispatch][destroy]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     const std::uint32_t ioas = alloc_ok(c);
 
     CHECK(c.destroy(0) == -ENOENT);
@@ -234,7 +204,7 @@ TEST_CASE("DESTROY of an id that names no object is ENOENT", "[dispatch][destroy
 TEST_CASE("DESTROY of an IOAS in use is EBUSY until its user is gone", "[dispatch][destroy]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     const std::uint32_t ioas = alloc_ok(c);
     const std::uint32_t access = make_access(c, ioas);
 
@@ -258,7 +228,7 @@ TEST_CASE("DESTROY of an IOAS in use is EBUSY until its user is gone", "[dispatc
 TEST_CASE("DESTROY of an IOAS with mappings unmaps them", "[dispatch][destroy]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     const std::uint32_t a = alloc_ok(c);
     const std::uint32_t b = alloc_ok(c);
     REQUIRE(c.map_fixed(a, kBufferAddr, 4 * kPage, 0x100000) == 0);
@@ -313,7 +283,7 @@ TEST_CASE("DESTROY of an IOAS with mappings unmaps them", "[dispatch][destroy]")
 TEST_CASE("DESTROY of the VFIO compat IOAS clears the binding", "[dispatch][destroy]")
 {
     core::CoreServices services;
-    Client c(services, small_caller());
+    Client c(services, Client::make_caller(4 << 20));
     const std::uint32_t ioas = alloc_ok(c);
     std::uint32_t id = ioas;
     REQUIRE(vfio_ioas(c, IOMMU_VFIO_IOAS_SET, &id) == 0);
@@ -330,7 +300,7 @@ TEST_CASE("closing a context with live objects frees everything", "[dispatch][de
 {
     core::CoreServices services;
     const uid_t uid = 1000;
-    std::shared_ptr<memory::BufferCaller> caller = small_caller();
+    std::shared_ptr<memory::BufferCaller> caller = Client::make_caller(4 << 20);
     REQUIRE(caller->uid() == uid);
     std::weak_ptr<core::Pages> pages;
     {
@@ -380,7 +350,7 @@ TEST_CASE("closing a context with live objects frees everything", "[dispatch][de
 TEST_CASE("closing a context in RLIMIT_MODE 1 returns the per-process charge", "[dispatch][destroy][close]")
 {
     core::CoreServices services;
-    std::shared_ptr<memory::BufferCaller> caller = small_caller();
+    std::shared_ptr<memory::BufferCaller> caller = Client::make_caller(4 << 20);
     {
         Client c(services, caller);
         iommu_option opt{.size = sizeof(opt), .option_id = IOMMU_OPTION_RLIMIT_MODE,

@@ -43,27 +43,7 @@ constexpr std::uint64_t kUnmappedVa = 0x70000000;
 
 using Range = std::pair<std::uint64_t, std::uint64_t>; // [first, last]
 
-struct Env {
-    core::CoreServices services;
-    test::Client client{services};
-    std::uint32_t ioas = 0;
-
-    Env() { REQUIRE(client.ioas_alloc(&ioas) == 0); }
-
-    std::uint32_t new_ioas()
-    {
-        std::uint32_t id = 0;
-        REQUIRE(client.ioas_alloc(&id) == 0);
-        return id;
-    }
-
-    core::Ioas& obj(std::uint32_t id)
-    {
-        core::Ioas* p = client.ctx().objects().find_as<core::Ioas>(id);
-        REQUIRE(p != nullptr);
-        return *p;
-    }
-
+struct Env : test::IoasFixture {
     static iommu_ioas_map cmd(std::uint32_t flags, std::uint32_t id, std::uint64_t user_va,
                               std::uint64_t length, std::uint64_t iova)
     {

@@ -31,7 +31,11 @@ static bool operator==(const iommu_iova_range& a, const iommu_iova_range& b)
 namespace {
 
 using namespace ioasid;
+using test::alloc_ok;
 using test::Client;
+using test::destroy_access;
+using test::make_access;
+using test::vfio_ioas;
 using test::kArrayAddr;
 using test::kArrayRegion;
 using test::kBufferAddr;
@@ -43,28 +47,12 @@ constexpr std::uint64_t kMax = UINT64_MAX;
 constexpr std::uint64_t kArrayEnd = kArrayAddr + kArrayRegion; // unmapped from here
 constexpr std::uint64_t kOutArray = kArrayAddr + 0x80000;       // IOVA_RANGES output
 
-std::shared_ptr<memory::BufferCaller> small_caller()
-{
-    auto caller = std::make_shared<memory::BufferCaller>();
-    caller->add_region(kStructAddr, kStructRegion);
-    caller->add_region(kArrayAddr, kArrayRegion);
-    caller->add_region(kBufferAddr, 4 << 20);
-    return caller;
-}
-
 struct Fixture {
     core::CoreServices services;
-    Client c{services, small_caller()};
+    Client c{services, Client::make_caller(4 << 20)};
 };
 
 using Range = iommu_iova_range;
-
-std::uint32_t alloc_ok(Client& c)
-{
-    std::uint32_t id = 0;
-    REQUIRE(c.ioas_alloc(&id) == 0);
-    return id;
-}
 
 core::Ioas& ioas_of(Client& c, std::uint32_t id)
 {
@@ -180,28 +168,6 @@ std::uint64_t rlimit_mode(Client& c)
 int set_rlimit_mode(Client& c, std::uint64_t value)
 {
     return option(c, IOMMU_OPTION_RLIMIT_MODE, IOMMU_OPTION_OP_SET, 0, &value);
-}
-
-int vfio_ioas(Client& c, std::uint16_t op, std::uint32_t* id)
-{
-    iommu_vfio_ioas cmd{.size = sizeof(cmd), .ioas_id = *id, .op = op, .__reserved = 0};
-    int rc = c.ioctl(IOMMU_VFIO_IOAS, cmd);
-    *id = cmd.ioas_id;
-    return rc;
-}
-
-std::uint32_t make_access(Client& c, std::uint32_t ioas, std::uint64_t iova_alignment = 1)
-{
-    std::uint32_t id = 0;
-    std::lock_guard guard(c.ctx().lock());
-    REQUIRE(core::access_create(c.ctx(), ioas, iova_alignment, nullptr, &id) == 0);
-    return id;
-}
-
-int destroy_access(Client& c, std::uint32_t id)
-{
-    std::lock_guard guard(c.ctx().lock());
-    return core::access_destroy(c.ctx(), id);
 }
 
 } // namespace

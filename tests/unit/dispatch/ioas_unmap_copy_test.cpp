@@ -37,27 +37,7 @@ constexpr std::uint64_t kBuf = test::kBufferAddr;
 
 using Range = std::pair<std::uint64_t, std::uint64_t>; // [first, last]
 
-struct Env {
-    core::CoreServices services;
-    test::Client client{services};
-    std::uint32_t ioas = 0;
-
-    Env() { REQUIRE(client.ioas_alloc(&ioas) == 0); }
-
-    std::uint32_t new_ioas()
-    {
-        std::uint32_t id = 0;
-        REQUIRE(client.ioas_alloc(&id) == 0);
-        return id;
-    }
-
-    core::Ioas& obj(std::uint32_t id)
-    {
-        core::Ioas* p = client.ctx().objects().find_as<core::Ioas>(id);
-        REQUIRE(p != nullptr);
-        return *p;
-    }
-
+struct Env : test::IoasFixture {
     int fixed(std::uint64_t user_va, std::uint64_t length, std::uint64_t iova,
               std::uint32_t prot = kRW, std::uint32_t id = 0)
     {
