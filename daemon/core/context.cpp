@@ -8,10 +8,8 @@
 
 namespace ioasid::core {
 
-Context::Context(CoreServices& services, std::shared_ptr<memory::Caller> opener,
-                 AccountMode account_mode)
-    : services_(services), pin_services_{services.accounting, services.phys},
-      opener_(std::move(opener)), account_mode_(account_mode)
+Context::Context(CoreServices& services, AccountMode account_mode)
+    : pin_services_{services.accounting, services.phys}, account_mode_(account_mode)
 {
 }
 

@@ -23,8 +23,7 @@ struct CoreServices {
 
 class Context {
 public:
-    Context(CoreServices& services, std::shared_ptr<memory::Caller> opener,
-            AccountMode account_mode = AccountMode::user);
+    explicit Context(CoreServices& services, AccountMode account_mode = AccountMode::user);
     ~Context();
     Context(const Context&) = delete;
     Context& operator=(const Context&) = delete;
@@ -37,7 +36,6 @@ public:
     [[nodiscard]] ObjectTable& objects() { return objects_; }
     [[nodiscard]] const ObjectTable& objects() const { return objects_; }
     [[nodiscard]] PinServices& pin_services() { return pin_services_; }
-    [[nodiscard]] const memory::Caller& opener() const { return *opener_; }
 
     [[nodiscard]] AccountMode account_mode() const { return account_mode_; }
 
@@ -55,9 +53,7 @@ public:
 
 private:
     std::mutex lock_;
-    CoreServices& services_;
     PinServices pin_services_;
-    std::shared_ptr<memory::Caller> opener_;
     AccountMode account_mode_;
     Ioas* vfio_ioas_ = nullptr; // not a reference: DESTROY of it clears this
     ObjectTable objects_;       // last member: its objects die first

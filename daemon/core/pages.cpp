@@ -95,7 +95,9 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
     assert(first <= last && last < npages_);
     // Only pages that nobody pins yet are checked and charged.
     std::uint64_t next = first;
+    std::uint64_t newly = 0;
     auto check_gap = [&](std::uint64_t lo, std::uint64_t hi) {
+        newly += hi - lo + 1;
         return source_->memory().check_mapped(uptr_ + lo * kPageSize, (hi - lo + 1) * kPageSize,
                                               writable_);
     };
@@ -111,7 +113,6 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
         if (int rc = check_gap(next, last))
             return rc;
 
-    std::uint64_t newly = (last - first + 1) - pinned_within(first, last);
     if (int rc = services_.accounting.charge(mode_, *source_, newly))
         return rc;
     if (int rc = reserve_chunks(first, last)) {

@@ -35,11 +35,15 @@ int PinAccounting::charge(AccountMode mode, const memory::Caller& owner, std::ui
         return 0;
     const std::uint64_t limit = owner.memlock_limit() >> kPageShift;
     std::lock_guard guard(lock_);
+    // Looked up without inserting, so a refused charge leaves no entry.
     auto it = table->find(key_of(mode, owner));
     std::uint64_t counter = it == table->end() ? 0 : it->second;
     if (npages > limit || counter > limit - npages)
         return -ENOMEM;
-    (*table)[key_of(mode, owner)] = counter + npages;
+    if (it == table->end())
+        table->emplace(key_of(mode, owner), npages);
+    else
+        it->second += npages;
     return 0;
 }
 

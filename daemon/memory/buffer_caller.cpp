@@ -19,12 +19,6 @@ void BufferCaller::add_region(std::uint64_t addr, std::uint64_t length, bool wri
     regions_[addr] = Region{std::vector<std::byte>(length), writable};
 }
 
-void BufferCaller::remove_region(std::uint64_t addr)
-{
-    std::lock_guard guard(lock_);
-    regions_.erase(addr);
-}
-
 void BufferCaller::set_capable(Capability cap, bool on)
 {
     (cap == Capability::ipc_lock ? cap_ipc_lock_ : cap_sys_resource_) = on;

@@ -18,9 +18,7 @@ public:
 
     // Makes [addr, addr + length) readable (and writable when asked), zero filled.
     void add_region(std::uint64_t addr, std::uint64_t length, bool writable = true);
-    void remove_region(std::uint64_t addr);
 
-    void set_uid(uid_t uid) { uid_ = uid; }
     void set_capable(Capability cap, bool on);
     void set_memlock_limit(std::uint64_t bytes) { memlock_limit_ = bytes; }
 
@@ -45,7 +43,7 @@ private:
 
     std::mutex lock_;
     std::map<std::uint64_t, Region> regions_;
-    uid_t uid_ = 1000;
+    const uid_t uid_ = 1000;
     std::uint64_t key_;
     bool cap_ipc_lock_ = false;
     bool cap_sys_resource_ = true;

@@ -119,7 +119,7 @@ void run(Input& in)
     static Harness* harness = new Harness; // one per process; checked after each input
     Harness& h = *harness;
     {
-        core::Context ctx(h.services, h.caller);
+        core::Context ctx(h.services);
         std::shared_ptr<memory::Caller> who = h.caller;
         for (int steps = 0; !in.empty() && steps < 64; ++steps) {
             std::uint8_t tail = in.byte() & 1;

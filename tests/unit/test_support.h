@@ -33,7 +33,7 @@ class Client {
 public:
     explicit Client(core::CoreServices& services,
                     std::shared_ptr<memory::BufferCaller> caller = nullptr)
-        : caller_(caller ? std::move(caller) : make_caller()), ctx_(services, caller_)
+        : caller_(caller ? std::move(caller) : make_caller()), ctx_(services)
     {
     }
 

@@ -27,7 +27,7 @@ constexpr std::uint64_t kUserVa = 0x10000000;
 
 class Session {
 public:
-    Session() : caller_(std::make_shared<memory::BufferCaller>()), ctx_(services_, caller_)
+    Session() : caller_(std::make_shared<memory::BufferCaller>()), ctx_(services_)
     {
         caller_->add_region(kStructAddr, 0x1000);
     }

@@ -319,7 +319,7 @@ struct Recorder {
     core::CoreServices services;
     std::shared_ptr<RecordingCaller> rec = std::make_shared<RecordingCaller>();
     std::shared_ptr<memory::Caller> caller = rec;
-    core::Context ctx{services, caller};
+    core::Context ctx{services};
 
     void write(std::uint64_t addr, std::span<const std::byte> bytes)
     {
