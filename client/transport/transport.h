@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client side of the ioasid socket transport (uapi/ioasid/socket.h), shared
+ * by libioasid and the preload shim. Not installed: an internal static
+ * library built position-independent.
+ *
+ * A transport fd is a connected SOCK_SEQPACKET socket that stands for one
+ * open file of the device. These functions keep the little per-fd state the
+ * protocol needs (the context token, the process that owns the connection)
+ * and make the fd behave like the kernel's file across dup() and fork():
+ * a forked child that uses an inherited fd first joins the same context on
+ * a connection of its own, then swaps it in under the same fd number.
+ *
+ * Everything returns 0 (or an fd) on success and a negative errno on failure,
+ * and leaves errno alone.
+ */
+#ifndef IOASID_CLIENT_TRANSPORT_H
+#define IOASID_CLIENT_TRANSPORT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Connects to the daemon at `socket_path` (NULL: $IOASID_SOCKET, else
+ * IOASID_SOCKET_DEFAULT_PATH) and opens a new context. `cloexec` as
+ * O_CLOEXEC on open(2). Returns the fd. */
+int ioasid_transport_open(const char *socket_path, int cloexec);
+
+/* Nonzero when `fd` is a transport fd this process knows about (opened
+ * here, dup'ed from one, or inherited over fork/exec). */
+int ioasid_transport_owns(int fd);
+
+/* One ioctl on the context behind `fd`. Returns what the kernel's ioctl
+ * handler would: 0 or -errno. A daemon that is gone gives -ENOTCONN. */
+int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg);
+
+/* Bookkeeping for the fd table: call after a successful dup/dup2/dup3/fcntl
+ * F_DUPFD of a transport fd, and before close() of one. */
+void ioasid_transport_dup(int oldfd, int newfd);
+void ioasid_transport_close(int fd);
+
+/* The context's id as the daemon's status report shows it, or -errno. */
+int ioasid_transport_context_id(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOASID_CLIENT_TRANSPORT_H */
