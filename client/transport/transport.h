@@ -41,6 +41,16 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg);
 void ioasid_transport_dup(int oldfd, int newfd);
 void ioasid_transport_close(int fd);
 
+/* execve() loses this process's memory but not its fds. Before an exec,
+ * ioasid_transport_export() writes the state of every transport fd that
+ * survives it (no FD_CLOEXEC) into `buf` as one string for the new
+ * program's environment; the new program hands that string to
+ * ioasid_transport_import(). Returns the string's length (0: nothing to
+ * pass) or -ENOSPC. */
+#define IOASID_TRANSPORT_ENV "IOASID_INHERITED_FDS"
+int ioasid_transport_export(char *buf, unsigned long len);
+void ioasid_transport_import(const char *state);
+
 /* The context's id as the daemon's status report shows it, or -errno. */
 int ioasid_transport_context_id(int fd);
 

@@ -33,6 +33,7 @@ public:
     [[nodiscard]] int rw(std::uint64_t iova, std::span<std::byte> data, bool write);
 
     [[nodiscard]] std::size_t pin_count() const { return pinned_.size(); }
+    [[nodiscard]] std::uint32_t ioas_id() const { return ioas_->id(); }
     void unmap_notify(IovaRange range) override;
     [[nodiscard]] std::uint64_t iova_alignment() const override { return iova_alignment_; }
 

@@ -1,6 +1,7 @@
 #include "context.h"
 
 #include <cassert>
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -8,13 +9,19 @@
 
 namespace ioasid::core {
 
-Context::Context(CoreServices& services, AccountMode account_mode)
-    : pin_services_{services.accounting, services.phys}, account_mode_(account_mode)
+Context::Context(CoreServices& services, AccountMode account_mode, ContextOrigin origin)
+    : services_(services), origin_(std::move(origin)), opened_(std::chrono::system_clock::now()),
+      pin_services_{services.accounting, services.phys}, account_mode_(account_mode)
 {
+    // Last: from here on the status report may lock and read this context.
+    serial_ = services.registry.add(*this);
+    if (origin_.pid > 0)
+        callers_.push_back(origin_.pid);
 }
 
 Context::~Context()
 {
+    services_.registry.remove(*this);
     vfio_ioas_ = nullptr;
     // The users of accesses live in the daemon and go with the file, so
     // their references are dropped before the leaves-first teardown.
@@ -29,6 +36,17 @@ Context::~Context()
         (void)rc;
     }
     objects_.destroy_all();
+}
+
+void Context::note_caller(pid_t tgid)
+{
+    constexpr std::size_t kKept = 8;
+    if (tgid <= 0 || (!callers_.empty() && callers_.back() == tgid))
+        return;
+    std::erase(callers_, tgid);
+    if (callers_.size() == kKept)
+        callers_.erase(callers_.begin());
+    callers_.push_back(tgid);
 }
 
 int Context::destroy(std::uint32_t id)

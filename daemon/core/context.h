@@ -1,10 +1,16 @@
 // One open file of the device: the kernel's iommufd_ctx.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
+#include "context_registry.h"
 #include "memory/caller.h"
 #include "memory/phys_space.h"
 #include "object_table.h"
@@ -19,11 +25,20 @@ class Ioas;
 struct CoreServices {
     PinAccounting accounting;
     memory::PhysSpace phys;
+    ContextRegistry registry;
+};
+
+// Who opened a context and how, as the status report shows it.
+struct ContextOrigin {
+    std::string transport = "internal";
+    uid_t uid = 0;
+    pid_t pid = 0;
 };
 
 class Context {
 public:
-    explicit Context(CoreServices& services, AccountMode account_mode = AccountMode::user);
+    explicit Context(CoreServices& services, AccountMode account_mode = AccountMode::user,
+                     ContextOrigin origin = {});
     ~Context();
     Context(const Context&) = delete;
     Context& operator=(const Context&) = delete;
@@ -39,6 +54,16 @@ public:
 
     [[nodiscard]] AccountMode account_mode() const { return account_mode_; }
 
+    [[nodiscard]] CoreServices& services() { return services_; }
+    // The id the status report gives this context (unique in the daemon).
+    [[nodiscard]] std::uint32_t serial() const { return serial_; }
+    [[nodiscard]] const ContextOrigin& origin() const { return origin_; }
+    [[nodiscard]] std::chrono::system_clock::time_point opened() const { return opened_; }
+    // The processes that issued ioctls here, most recent last (a few).
+    // Under the context's lock.
+    void note_caller(pid_t tgid);
+    [[nodiscard]] const std::vector<pid_t>& callers() const { return callers_; }
+
     // IOMMU_DESTROY.
     [[nodiscard]] int destroy(std::uint32_t id);
 
@@ -53,6 +78,11 @@ public:
 
 private:
     std::mutex lock_;
+    CoreServices& services_;
+    ContextOrigin origin_;
+    std::chrono::system_clock::time_point opened_;
+    std::vector<pid_t> callers_;
+    std::uint32_t serial_ = 0;
     PinServices pin_services_;
     AccountMode account_mode_;
     Ioas* vfio_ioas_ = nullptr; // not a reference: DESTROY of it clears this

@@ -21,8 +21,13 @@ int ioas_map(Context& ctx, const std::shared_ptr<memory::Caller>& caller, const 
     if (!ioas)
         return -ENOENT;
 
+    // The pages read the process for as long as they are mapped; a caller
+    // whose memory the daemon cannot reach has nothing to map.
+    std::shared_ptr<memory::Caller> source = caller->lasting();
+    if (!source)
+        return -EFAULT;
     std::shared_ptr<Pages> pages;
-    if (int rc = Pages::create(caller, request.user_va, request.length, request.writable,
+    if (int rc = Pages::create(std::move(source), request.user_va, request.length, request.writable,
                                ctx.account_mode(), ctx.pin_services(), &pages))
         return rc;
     PagesSlice slice{pages, request.user_va - pages->uptr(), request.length};

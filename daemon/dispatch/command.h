@@ -47,5 +47,6 @@ int ioas_copy_command(Command& cmd, void* buf);
 int ioas_iova_ranges_command(Command& cmd, void* buf);
 int ioas_map_command(Command& cmd, void* buf);
 int ioas_unmap_command(Command& cmd, void* buf);
+int emu_status_command(Command& cmd, void* buf);
 
 } // namespace ioasid::dispatch

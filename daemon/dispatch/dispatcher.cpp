@@ -1,5 +1,6 @@
 #include "dispatcher.h"
 
+#include <ioasid/emu.h>
 #include <ioasid/iommufd.h>
 #include <linux/ioctl.h>
 
@@ -14,17 +15,23 @@ namespace {
 
 using Handler = int (*)(Command&, void*);
 
+// Whether a handler runs under the context's lock. Only the status report
+// does not: it locks each context it describes in turn, its own included.
+enum class Locking { context, none };
+
 struct Op {
     unsigned int ioctl_num = 0;
     std::uint32_t size = 0;     // what we understand
     std::uint32_t min_size = 0; // end of the last field of the first version
     Handler handler = nullptr;
+    Locking locking = Locking::context;
 };
 
 template <typename T>
-constexpr Op make_op(unsigned int num, std::size_t min_size, Handler handler)
+constexpr Op make_op(unsigned int num, std::size_t min_size, Handler handler,
+                     Locking locking = Locking::context)
 {
-    return Op{num, sizeof(T), static_cast<std::uint32_t>(min_size), handler};
+    return Op{num, sizeof(T), static_cast<std::uint32_t>(min_size), handler, locking};
 }
 
 #define END_OF(type, field) (offsetof(type, field) + sizeof(((type*)nullptr)->field))
@@ -58,6 +65,15 @@ constexpr auto kOps = [] {
     return ops;
 }();
 
+// Our extensions (uapi/ioasid/emu.h), indexed by _IOC_NR(cmd).
+constexpr auto kEmuOps = [] {
+    std::array<Op, IOASID_EMU_CMD_STATUS + 1> ops{};
+    ops[IOASID_EMU_CMD_STATUS] =
+        make_op<ioasid_emu_status>(IOASID_EMU_STATUS, END_OF(ioasid_emu_status, buf_uptr),
+                                   emu_status_command, Locking::none);
+    return ops;
+}();
+
 #undef END_OF
 
 // Every struct a handler may receive fits here.
@@ -65,8 +81,22 @@ constexpr std::size_t kBufferSize = [] {
     std::size_t size = 0;
     for (const Op& op : kOps)
         size = std::max<std::size_t>(size, op.size);
+    for (const Op& op : kEmuOps)
+        size = std::max<std::size_t>(size, op.size);
     return size;
 }();
+
+// The table entry for `cmd`'s number, or nullptr. As in the kernel, only
+// the number picks the entry; the whole command (type, size and direction
+// bits) is compared with it after the struct's size has been read. Our own
+// type is the one exception, since its numbers overlap.
+const Op* find_op(unsigned int cmd)
+{
+    const unsigned nr = _IOC_NR(cmd);
+    if (_IOC_TYPE(cmd) == IOASID_EMU_TYPE)
+        return nr < kEmuOps.size() ? &kEmuOps[nr] : nullptr;
+    return nr >= kBase && nr - kBase < kOps.size() ? &kOps[nr - kBase] : nullptr;
+}
 
 // The kernel's copy_struct_from_user(): a longer struct is accepted only if
 // every byte we don't know is zero (checked first), a shorter one is
@@ -101,15 +131,19 @@ int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t u
 int ioctl(core::Context& ctx, unsigned int cmd, const std::shared_ptr<memory::Caller>& caller,
           std::uint64_t arg)
 {
-    const unsigned nr = _IOC_NR(cmd);
-    if (nr < kBase || nr - kBase >= kOps.size())
+    const Op* found = find_op(cmd);
+    if (!found)
         return -ENOTTY;
+    const Op& op = *found;
 
-    std::lock_guard guard(ctx.lock());
+    std::unique_lock guard(ctx.lock(), std::defer_lock);
+    if (op.locking == Locking::context) {
+        guard.lock();
+        ctx.note_caller(caller->tgid());
+    }
     std::uint32_t user_size;
     if (caller->memory().read(arg, std::as_writable_bytes(std::span(&user_size, 1))))
         return -EFAULT;
-    const Op& op = kOps[nr - kBase];
     if (op.ioctl_num != cmd || !op.handler)
         return -ENOTTY;
     if (user_size < op.min_size)

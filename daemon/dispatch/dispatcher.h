@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/context.h"
 #include "memory/caller.h"
@@ -15,5 +16,10 @@ namespace ioasid::dispatch {
 // Takes the context's lock for the whole call.
 [[nodiscard]] int ioctl(core::Context& ctx, unsigned int cmd,
                         const std::shared_ptr<memory::Caller>& caller, std::uint64_t arg);
+
+// For --trace: the command's name and the fields of its struct as `mem`
+// holds them at `arg` now, e.g. "IOMMU_IOAS_MAP{flags=0x7 ioas_id=1 ...}".
+// Never fails: what cannot be read is shown as such.
+[[nodiscard]] std::string describe(unsigned int cmd, memory::CallerMemory& mem, std::uint64_t arg);
 
 } // namespace ioasid::dispatch

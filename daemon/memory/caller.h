@@ -12,9 +12,15 @@ namespace ioasid::memory {
 
 enum class Capability { ipc_lock, sys_resource };
 
-class Caller {
+class Caller : public std::enable_shared_from_this<Caller> {
 public:
     virtual ~Caller() = default;
+
+    // The caller as something may keep it after the ioctl returns (pages
+    // read the process's memory for as long as they are mapped). A view that
+    // lives only for one request hands out the process behind it, or nullptr
+    // when it has none.
+    [[nodiscard]] virtual std::shared_ptr<Caller> lasting() { return shared_from_this(); }
 
     virtual CallerMemory& memory() = 0;
 

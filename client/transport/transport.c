@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client side of the ioasid socket transport. See transport.h for what it
+ * promises; the comments here say why it is built this way.
+ */
+#define _GNU_SOURCE
+#include "transport.h"
+
+#include <ioasid/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/*
+ * One connection to the daemon, shared by every fd of this process that was
+ * dup'ed from the same open. `owner` is the process that made (or joined
+ * through) the connection: a forked child inherits the socket but must not
+ * read replies meant for its parent, so it joins on a socket of its own the
+ * first time it uses the fd.
+ */
+struct connection {
+	pthread_mutex_t lock; /* one request in flight per connection */
+	unsigned int refs;    /* fds in `fds` that point here */
+	pid_t owner;
+	uint32_t seq;
+	uint32_t context_id;
+	uint8_t token[IOASID_SOCKET_TOKEN_LEN];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* The preload shim wraps close() and dup3() to keep the table below in
+ * step; the transport's own calls must not come back through those
+ * wrappers (they would take table_lock again), so they go to the kernel. */
+static int raw_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
+static int raw_dup3(int oldfd, int newfd, int flags)
+{
+	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
+}
+
+/* Indexed by fd. Grows on demand; guarded by table_lock. */
+static struct connection **fds;
+static size_t fds_len;
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t cached_pid;
+
+static pid_t self_pid(void)
+{
+	pid_t pid = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+	if (pid == 0) {
+		pid = getpid();
+		__atomic_store_n(&cached_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
+
+/* The child of fork() runs alone: locks a parent thread held stay held
+ * forever unless re-initialised, and its pid is new. */
+static void after_fork_in_child(void)
+{
+	cached_pid = 0;
+	pthread_mutex_init(&table_lock, NULL);
+	for (size_t i = 0; i < fds_len; i++)
+		if (fds[i])
+			pthread_mutex_init(&fds[i]->lock, NULL);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+static struct connection *lookup(int fd)
+{
+	struct connection *conn = NULL;
+	if (fd < 0)
+		return NULL;
+	pthread_mutex_lock(&table_lock);
+	if ((size_t)fd < fds_len)
+		conn = fds[fd];
+	pthread_mutex_unlock(&table_lock);
+	return conn;
+}
+
+/* Called with table_lock held. */
+static int table_set(int fd, struct connection *conn)
+{
+	if ((size_t)fd >= fds_len) {
+		size_t len = fds_len ? fds_len : 64;
+		while (len <= (size_t)fd)
+			len *= 2;
+		struct connection **grown = realloc(fds, len * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		memset(grown + fds_len, 0, (len - fds_len) * sizeof(*grown));
+		fds = grown;
+		fds_len = len;
+	}
+	fds[fd] = conn;
+	return 0;
+}
+
+static void release(struct connection *conn)
+{
+	if (--conn->refs == 0) {
+		pthread_mutex_destroy(&conn->lock);
+		free(conn);
+	}
+}
+
+static void fill_hdr(struct ioasid_socket_hdr *hdr, uint16_t type, uint32_t seq, uint32_t length)
+{
+	hdr->magic = IOASID_SOCKET_MAGIC;
+	hdr->version = IOASID_SOCKET_VERSION;
+	hdr->type = type;
+	hdr->seq = seq;
+	hdr->length = length;
+}
+
+static int send_all(int sock, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+	for (;;) {
+		if (sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		/* The daemon is gone: a CUSE node answers ENOTCONN then too. */
+		return -ENOTCONN;
+	}
+}
+
+/*
+ * Waits for the reply to `seq`. A reply with another number can only be a
+ * leftover of a request whose caller gave up; it is dropped. A signal does
+ * not abandon the request: the daemon is already working on it, as the
+ * kernel would be, so the wait resumes.
+ */
+static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t got = recv(sock, buf, len, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -ENOTCONN;
+		const struct ioasid_socket_hdr *hdr = buf;
+		if ((size_t)got < sizeof(*hdr) || hdr->magic != IOASID_SOCKET_MAGIC)
+			return -EPROTO;
+		if (hdr->seq == seq)
+			return got;
+	}
+}
+
+/* Sends OPEN or JOIN on a new socket and fills `conn` from the answer. */
+static int handshake(int sock, struct connection *conn, int join)
+{
+	struct ioasid_socket_join request;
+	struct iovec iov = { &request, join ? sizeof(request) : sizeof(request.hdr) };
+	fill_hdr(&request.hdr, join ? IOASID_SOCKET_JOIN : IOASID_SOCKET_OPEN, 0, 0);
+	if (join)
+		memcpy(request.token, conn->token, sizeof(request.token));
+	int ret = send_all(sock, &iov, 1);
+	if (ret)
+		return ret;
+	struct ioasid_socket_opened reply;
+	ssize_t got = receive_reply(sock, 0, &reply, sizeof(reply));
+	if (got < 0)
+		return (int)got;
+	if ((size_t)got < sizeof(reply))
+		return -EPROTO;
+	if (reply.result)
+		return reply.result;
+	conn->context_id = reply.context_id;
+	memcpy(conn->token, reply.token, sizeof(conn->token));
+	conn->owner = self_pid();
+	return 0;
+}
+
+static int connect_to(const char *path, int cloexec)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	int sock = socket(AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0);
+	if (sock < 0)
+		return -errno;
+	while (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		if (errno == EINTR)
+			continue;
+		int err = errno;
+		raw_close(sock);
+		/* No daemon behind the path: as if the device node were absent. */
+		return err == ECONNREFUSED ? -ENOENT : -err;
+	}
+	/* The daemon reaches our memory with process_vm_readv/writev. Under
+	 * Yama's ptrace_scope=1 an unprivileged daemon may do that only to a
+	 * process that named it; the relation is per process, so a forked
+	 * child names it again when it connects. Without Yama this fails
+	 * harmlessly. */
+	struct ucred peer;
+	socklen_t peer_len = sizeof(peer);
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) == 0 && peer.pid > 0)
+		prctl(PR_SET_PTRACER, (unsigned long)peer.pid, 0, 0, 0);
+	return sock;
+}
+
+int ioasid_transport_open(const char *socket_path, int cloexec)
+{
+	int saved_errno = errno;
+	pthread_once(&atfork_once, register_atfork);
+	if (!socket_path)
+		socket_path = getenv("IOASID_SOCKET");
+	if (!socket_path || !*socket_path)
+		socket_path = IOASID_SOCKET_DEFAULT_PATH;
+
+	struct connection *conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		return -ENOMEM;
+	pthread_mutex_init(&conn->lock, NULL);
+	conn->refs = 1;
+	snprintf(conn->path, sizeof(conn->path), "%s", socket_path);
+
+	int sock = connect_to(socket_path, cloexec);
+	int ret = sock < 0 ? sock : handshake(sock, conn, 0);
+	if (ret == 0) {
+		pthread_mutex_lock(&table_lock);
+		ret = table_set(sock, conn);
+		pthread_mutex_unlock(&table_lock);
+	}
+	if (ret) {
+		if (sock >= 0)
+			raw_close(sock);
+		pthread_mutex_destroy(&conn->lock);
+		free(conn);
+		errno = saved_errno;
+		return ret;
+	}
+	errno = saved_errno;
+	return sock;
+}
+
+int ioasid_transport_owns(int fd)
+{
+	return lookup(fd) != NULL;
+}
+
+int ioasid_transport_context_id(int fd)
+{
+	struct connection *conn = lookup(fd);
+	return conn ? (int)conn->context_id : -EBADF;
+}
+
+/*
+ * A forked child's first use of an inherited connection: join the context
+ * on a socket of its own and put that socket under every fd number that
+ * shared the old one, so the parent keeps its connection to itself. The
+ * child's reference to the old socket goes away with the dup3(), just as
+ * the kernel would drop its reference to a file the child closes.
+ */
+static int rejoin(struct connection *conn, int fd)
+{
+	int sock = connect_to(conn->path, 1);
+	if (sock < 0)
+		return sock;
+	int ret = handshake(sock, conn, 1);
+	if (ret) {
+		raw_close(sock);
+		return ret;
+	}
+	pthread_mutex_lock(&table_lock);
+	for (size_t i = 0; i < fds_len; i++) {
+		if (fds[i] != conn)
+			continue;
+		int flags = fcntl((int)i, F_GETFD);
+		if (raw_dup3(sock, (int)i, (flags >= 0 && (flags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0 &&
+		    (int)i == fd)
+			ret = -errno;
+	}
+	pthread_mutex_unlock(&table_lock);
+	raw_close(sock);
+	return ret;
+}
+
+/* Reads what the client's memory holds at `arg` without risking a fault in
+ * the client: a bad pointer must come back as EFAULT from the daemon, as
+ * from the kernel, not as SIGSEGV here. Returns how many bytes were read. */
+static size_t read_own_memory(uint64_t arg, void *buf, size_t want)
+{
+	const size_t page = 4096;
+	struct iovec local = { buf, want };
+	struct iovec remote[2];
+	size_t first = page - (arg & (page - 1));
+	int n = 1;
+	remote[0].iov_base = (void *)(uintptr_t)arg;
+	remote[0].iov_len = want < first ? want : first;
+	if (want > first) {
+		remote[1].iov_base = (void *)(uintptr_t)(arg + first);
+		remote[1].iov_len = want - first;
+		n = 2;
+	}
+	ssize_t got = process_vm_readv(self_pid(), &local, 1, remote, n, 0);
+	return got > 0 ? (size_t)got : 0;
+}
+
+static int write_own_memory(uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec local = { (void *)buf, len };
+	struct iovec remote = { (void *)(uintptr_t)addr, len };
+	ssize_t done = process_vm_writev(self_pid(), &local, 1, &remote, 1, 0);
+	return done == (ssize_t)len ? 0 : -EFAULT;
+}
+
+struct ioctl_message {
+	struct ioasid_socket_ioctl request;
+	unsigned char bytes[IOASID_SOCKET_MAX_INLINE];
+};
+
+struct reply_message {
+	struct ioasid_socket_ioctl_reply reply;
+	unsigned char bytes[IOASID_SOCKET_MAX_INLINE];
+};
+
+int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
+{
+	int saved_errno = errno;
+	struct connection *conn = lookup(fd);
+	if (!conn)
+		return -EBADF;
+
+	/* Every iommufd struct starts with its size; send that much inline. */
+	struct ioctl_message msg;
+	uint32_t size = 0;
+	size_t inline_len = 0;
+	if (read_own_memory(arg, &size, sizeof(size)) == sizeof(size)) {
+		size_t want = size < sizeof(size) ? sizeof(size) : size;
+		if (want > sizeof(msg.bytes))
+			want = sizeof(msg.bytes);
+		inline_len = read_own_memory(arg, msg.bytes, want);
+	}
+
+	pthread_mutex_lock(&conn->lock);
+	int ret = 0;
+	if (conn->owner != self_pid())
+		ret = rejoin(conn, fd);
+	if (ret == 0) {
+		uint32_t seq = ++conn->seq;
+		fill_hdr(&msg.request.hdr, IOASID_SOCKET_IOCTL, seq, (uint32_t)inline_len);
+		msg.request.cmd = (uint32_t)cmd;
+		msg.request.__reserved = 0;
+		msg.request.arg = arg;
+		struct iovec iov = { &msg, sizeof(msg.request) + inline_len };
+		ret = send_all(fd, &iov, 1);
+
+		struct reply_message reply;
+		ssize_t got = ret ? ret : receive_reply(fd, seq, &reply, sizeof(reply));
+		if (got < 0) {
+			ret = (int)got;
+		} else if ((size_t)got < sizeof(reply.reply) ||
+			   (size_t)got - sizeof(reply.reply) != reply.reply.hdr.length ||
+			   reply.reply.out_offset > inline_len ||
+			   reply.reply.hdr.length > inline_len - reply.reply.out_offset) {
+			ret = -EPROTO;
+		} else {
+			ret = reply.reply.result;
+			/* The daemon could not reach our memory and handed back
+			 * what it wrote into the inline copy instead. */
+			if (reply.reply.hdr.length) {
+				int copied = write_own_memory(arg + reply.reply.out_offset, reply.bytes,
+							      reply.reply.hdr.length);
+				if (copied)
+					ret = copied;
+			}
+		}
+	}
+	pthread_mutex_unlock(&conn->lock);
+	errno = saved_errno;
+	return ret;
+}
+
+void ioasid_transport_dup(int oldfd, int newfd)
+{
+	if (oldfd == newfd || newfd < 0)
+		return;
+	pthread_mutex_lock(&table_lock);
+	struct connection *conn = (size_t)oldfd < fds_len ? fds[oldfd] : NULL;
+	struct connection *old = (size_t)newfd < fds_len ? fds[newfd] : NULL;
+	if (old)
+		fds[newfd] = NULL, release(old);
+	if (conn && table_set(newfd, conn) == 0)
+		conn->refs++;
+	pthread_mutex_unlock(&table_lock);
+}
+
+void ioasid_transport_close(int fd)
+{
+	pthread_mutex_lock(&table_lock);
+	if (fd >= 0 && (size_t)fd < fds_len && fds[fd]) {
+		release(fds[fd]);
+		fds[fd] = NULL;
+	}
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* Entry format: "fd:context:token-hex:path-hex", entries joined by ','. The
+ * path is hex too, so it may hold any byte. */
+int ioasid_transport_export(char *buf, unsigned long len)
+{
+	size_t used = 0;
+	int ret = 0;
+	if (len)
+		buf[0] = '\0';
+	pthread_mutex_lock(&table_lock);
+	for (size_t fd = 0; fd < fds_len && ret == 0; fd++) {
+		struct connection *conn = fds[fd];
+		int flags = conn ? fcntl((int)fd, F_GETFD) : -1;
+		if (!conn || flags < 0 || (flags & FD_CLOEXEC))
+			continue;
+		char entry[32 + 2 * IOASID_SOCKET_TOKEN_LEN + 2 * sizeof(conn->path)];
+		int n = snprintf(entry, sizeof(entry), "%s%zu:%u:", used ? "," : "", fd,
+				 conn->context_id);
+		for (size_t i = 0; i < IOASID_SOCKET_TOKEN_LEN; i++)
+			n += snprintf(entry + n, sizeof(entry) - n, "%02x", conn->token[i]);
+		entry[n++] = ':';
+		for (size_t i = 0; conn->path[i]; i++)
+			n += snprintf(entry + n, sizeof(entry) - n, "%02x",
+				      (unsigned char)conn->path[i]);
+		if (used + n + 1 > len)
+			ret = -ENOSPC;
+		else
+			memcpy(buf + used, entry, n + 1), used += n;
+	}
+	pthread_mutex_unlock(&table_lock);
+	return ret ? ret : (int)used;
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes hex up to the next ':' or ',' into out; returns bytes or -1. */
+static long decode_hex(const char **p, unsigned char *out, size_t max)
+{
+	size_t n = 0;
+	while (**p && **p != ':' && **p != ',') {
+		int hi = hex_nibble((*p)[0]), lo = hex_nibble((*p)[1]);
+		if (hi < 0 || lo < 0 || n == max)
+			return -1;
+		out[n++] = (unsigned char)(hi << 4 | lo);
+		*p += 2;
+	}
+	return (long)n;
+}
+
+/*
+ * The imported fds belong to no process yet (owner 0): the socket may still
+ * be shared with the parent that forked this program, so the first ioctl
+ * joins the context afresh, exactly as after fork(). A malformed entry ends
+ * the import; whatever it named is then left alone.
+ */
+void ioasid_transport_import(const char *state)
+{
+	pthread_once(&atfork_once, register_atfork);
+	const char *p = state;
+	while (p && *p) {
+		char *end;
+		unsigned long fd = strtoul(p, &end, 10);
+		if (*end != ':')
+			return;
+		p = end + 1;
+		unsigned long context = strtoul(p, &end, 10);
+		if (*end != ':')
+			return;
+		p = end + 1;
+		struct connection *conn = calloc(1, sizeof(*conn));
+		if (!conn)
+			return;
+		long token_len = decode_hex(&p, conn->token, sizeof(conn->token));
+		long path_len = *p == ':' ? (p++, decode_hex(&p, (unsigned char *)conn->path,
+							    sizeof(conn->path) - 1))
+					  : -1;
+		int type = 0;
+		socklen_t type_len = sizeof(type);
+		if (token_len != IOASID_SOCKET_TOKEN_LEN || path_len <= 0 || fd > 65536 ||
+		    getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 ||
+		    type != SOCK_SEQPACKET) {
+			free(conn);
+			return;
+		}
+		pthread_mutex_init(&conn->lock, NULL);
+		conn->refs = 1;
+		conn->context_id = (uint32_t)context;
+		pthread_mutex_lock(&table_lock);
+		if (table_set((int)fd, conn) != 0)
+			pthread_mutex_destroy(&conn->lock), free(conn);
+		pthread_mutex_unlock(&table_lock);
+		if (*p == ',')
+			p++;
+	}
+}

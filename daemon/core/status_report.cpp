@@ -1,0 +1,119 @@
+#include "status_report.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "access.h"
+#include "context.h"
+#include "ioas.h"
+
+namespace ioasid::core {
+namespace {
+
+using nlohmann::json;
+
+std::string iso8601(std::chrono::system_clock::time_point when)
+{
+    std::time_t t = std::chrono::system_clock::to_time_t(when);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+json describe_ioas(const Ioas& ioas, std::set<const Pages*>& pages)
+{
+    json areas = json::array();
+    ioas.iopt().for_each_area([&](const Area& area) {
+        areas.push_back({{"iova", area.iova.first},
+                         {"length", area.length()},
+                         {"readable", area.readable},
+                         {"writable", area.writable}});
+        pages.insert(area.pages.get());
+    });
+    return {{"areas", std::move(areas)}};
+}
+
+// Called with the context locked.
+json describe_context(Context& ctx)
+{
+    std::set<const Pages*> pages;
+    json objects = json::array();
+    ctx.objects().for_each([&](const Object& object) {
+        json entry = {{"id", object.id()}, {"users", object.users()}};
+        switch (object.type()) {
+        case ObjectType::ioas:
+            entry["type"] = "ioas";
+            entry.update(describe_ioas(static_cast<const Ioas&>(object), pages));
+            break;
+        case ObjectType::access:
+            entry["type"] = "access";
+            entry["ioas"] = static_cast<const Access&>(object).ioas_id();
+            break;
+        }
+        objects.push_back(std::move(entry));
+    });
+    std::uint64_t pinned = 0;
+    for (const Pages* p : pages)
+        pinned += p->npinned() * kPageSize;
+
+    // Only processes still alive are worth naming.
+    json pids = json::array();
+    for (pid_t pid : ctx.callers())
+        if (::kill(pid, 0) == 0 || errno == EPERM)
+            pids.push_back(pid);
+    return {{"objects", std::move(objects)}, {"pinned_bytes", pinned}, {"pids", std::move(pids)}};
+}
+
+// Another context may be in the middle of a long ioctl; the report waits a
+// little for it and then says it was busy rather than stall.
+bool lock_briefly(std::mutex& lock)
+{
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        if (lock.try_lock())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+}
+
+} // namespace
+
+std::string status_report(Context& own, const StatusQuery& query)
+{
+    const ContextRegistry& registry = own.services().registry;
+    const DaemonInfo info = registry.daemon_info();
+    json daemon = {{"pid", ::getpid()}, {"version", "0.1.0"}, {"transports", info.transports}};
+    if (!info.devname.empty())
+        daemon["devname"] = info.devname;
+    if (!info.socket.empty())
+        daemon["socket"] = info.socket;
+
+    json contexts = json::array();
+    registry.for_each([&](Context& ctx) {
+        if (query.all_contexts ? (query.viewer_uid != 0 && ctx.origin().uid != query.viewer_uid)
+                               : &ctx != &own)
+            return;
+        json entry = {{"id", ctx.serial()},
+                      {"transport", ctx.origin().transport},
+                      {"uid", ctx.origin().uid},
+                      {"opened", iso8601(ctx.opened())},
+                      {"own", &ctx == &own}};
+        if (lock_briefly(ctx.lock())) {
+            std::lock_guard guard(ctx.lock(), std::adopt_lock);
+            entry.update(describe_context(ctx));
+        } else {
+            entry["busy"] = true;
+        }
+        contexts.push_back(std::move(entry));
+    });
+    return json{{"daemon", std::move(daemon)}, {"contexts", std::move(contexts)}}.dump();
+}
+
+} // namespace ioasid::core

@@ -1,0 +1,21 @@
+// IOASID_EMU_STATUS: what the daemon holds, as a JSON document.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace ioasid::core {
+
+class Context;
+
+struct StatusQuery {
+    bool all_contexts = false; // else only `own`
+    uid_t viewer_uid = 0;      // non-root viewers see their own uid's contexts
+};
+
+// Must be called without `own`'s lock held: contexts are locked one at a
+// time, after the registry (see ContextRegistry).
+[[nodiscard]] std::string status_report(Context& own, const StatusQuery& query);
+
+} // namespace ioasid::core

@@ -1,0 +1,452 @@
+#include "socket_server.h"
+
+#include <ioasid/socket.h>
+#include <liburing.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "frontends/session.h"
+#include "frontends/worker_pool.h"
+#include "memory/request_caller.h"
+#include "memory/unique_fd.h"
+
+namespace ioasid::frontends {
+namespace {
+
+using Token = std::array<std::uint8_t, IOASID_SOCKET_TOKEN_LEN>;
+
+constexpr std::size_t kMaxMessage = sizeof(ioasid_socket_ioctl) + IOASID_SOCKET_MAX_INLINE;
+
+[[noreturn]] void fail(const std::string& what)
+{
+    throw std::system_error(errno, std::generic_category(), what);
+}
+
+struct Credentials {
+    pid_t pid = 0; // 0: the sender is not visible in our pid namespace
+    uid_t uid = static_cast<uid_t>(-1);
+};
+
+// One received message, copied out of the connection's receive buffer so
+// the next receive can start while it is served.
+struct Message {
+    std::array<std::byte, kMaxMessage> bytes;
+    std::size_t length = 0;
+    Credentials creds;
+};
+
+void fill_hdr(ioasid_socket_hdr& hdr, ioasid_socket_msg type, std::uint32_t seq,
+              std::uint32_t length)
+{
+    hdr.magic = IOASID_SOCKET_MAGIC;
+    hdr.version = IOASID_SOCKET_VERSION;
+    hdr.type = static_cast<std::uint16_t>(type);
+    hdr.seq = seq;
+    hdr.length = length;
+}
+
+} // namespace
+
+// A client's connection. The loop owns it while a receive is pending; a
+// queued or running ioctl keeps it alive past its removal from the loop.
+struct Connection {
+    std::uint64_t id;
+    memory::UniqueFd fd;
+    std::shared_ptr<Session> session; // set by OPEN or JOIN
+
+    // Receive state, used only by the loop thread.
+    std::array<std::byte, kMaxMessage + 1> buffer; // +1 reveals an oversized message
+    alignas(cmsghdr) std::array<std::byte, CMSG_SPACE(sizeof(ucred))> control;
+    iovec iov{};
+    msghdr msg{};
+
+    // The connection's ioctls run one at a time, in the order they came.
+    std::mutex queue_lock;
+    std::deque<std::unique_ptr<Message>> queue;
+    bool running = false;
+};
+
+class SocketServer::Impl {
+public:
+    Impl(core::CoreServices& services, SocketOptions options);
+    ~Impl();
+
+    void run();
+    void stop();
+
+private:
+    enum class Event : std::uint64_t { accept = 0, receive = 1, stop = 2 };
+    static std::uint64_t tag(Event event, std::uint64_t id) { return id << 2 | static_cast<std::uint64_t>(event); }
+
+    void arm_accept();
+    void arm_receive(Connection& conn);
+    void arm_stop();
+    void on_accept(int res);
+    void on_receive(std::uint64_t id, int res);
+    void handle(const std::shared_ptr<Connection>& conn, std::unique_ptr<Message> message);
+    void open_session(Connection& conn, const Message& message, const ioasid_socket_hdr& hdr);
+    void join_session(Connection& conn, const Message& message, const ioasid_socket_hdr& hdr);
+    void reply_opened(Connection& conn, std::uint32_t seq, int result, const Token* token);
+    void drain(const std::shared_ptr<Connection>& conn);
+    void serve_ioctl(Connection& conn, Message& message);
+
+    core::CoreServices& services_;
+    SocketOptions options_;
+    memory::UniqueFd listener_;
+    memory::UniqueFd stop_fd_;
+    std::uint64_t stop_value_ = 0;
+    io_uring ring_{};
+    bool stopping_ = false;
+
+    std::uint64_t next_id_ = 1;
+    std::map<std::uint64_t, std::shared_ptr<Connection>> connections_; // loop thread only
+
+    std::mutex tokens_lock_;
+    std::map<Token, std::weak_ptr<Session>> tokens_;
+
+    WorkerPool workers_; // last: joined first, while everything it uses lives
+};
+
+SocketServer::Impl::Impl(core::CoreServices& services, SocketOptions options)
+    : services_(services), options_(std::move(options)),
+      workers_(2, 64)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (options_.path.size() >= sizeof(addr.sun_path)) {
+        errno = ENAMETOOLONG;
+        fail("socket path " + options_.path);
+    }
+    std::memcpy(addr.sun_path, options_.path.c_str(), options_.path.size() + 1);
+
+    listener_ = memory::UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!listener_)
+        fail("socket");
+    // A socket file nobody answers on is left over from a daemon that died;
+    // one that answers belongs to a daemon still running.
+    if (::connect(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        errno = EADDRINUSE;
+        fail("another daemon serves " + options_.path);
+    }
+    listener_ = memory::UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    ::unlink(options_.path.c_str());
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+        fail("bind " + options_.path);
+    if (::chmod(options_.path.c_str(), options_.mode) != 0 ||
+        ((options_.owner != static_cast<uid_t>(-1) || options_.group != static_cast<gid_t>(-1)) &&
+         ::chown(options_.path.c_str(), options_.owner, options_.group) != 0))
+        fail("permissions of " + options_.path);
+    // Accepted sockets inherit SO_PASSCRED: every message then carries the
+    // sender's pid and uid as the kernel knows them.
+    int on = 1;
+    if (::setsockopt(listener_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0 ||
+        ::listen(listener_.get(), SOMAXCONN) != 0)
+        fail("listen " + options_.path);
+
+    stop_fd_ = memory::UniqueFd(::eventfd(0, EFD_CLOEXEC));
+    if (!stop_fd_)
+        fail("eventfd");
+    if (int rc = io_uring_queue_init(256, &ring_, 0); rc < 0) {
+        errno = -rc;
+        fail("io_uring_queue_init");
+    }
+}
+
+SocketServer::Impl::~Impl()
+{
+    ::unlink(options_.path.c_str());
+    io_uring_queue_exit(&ring_);
+}
+
+void SocketServer::Impl::stop()
+{
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof(one));
+}
+
+void SocketServer::Impl::arm_accept()
+{
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_accept(sqe, listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, tag(Event::accept, 0));
+}
+
+void SocketServer::Impl::arm_stop()
+{
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_read(sqe, stop_fd_.get(), &stop_value_, sizeof(stop_value_), 0);
+    io_uring_sqe_set_data64(sqe, tag(Event::stop, 0));
+}
+
+void SocketServer::Impl::arm_receive(Connection& conn)
+{
+    conn.iov = {conn.buffer.data(), conn.buffer.size()};
+    conn.msg = {};
+    conn.msg.msg_iov = &conn.iov;
+    conn.msg.msg_iovlen = 1;
+    conn.msg.msg_control = conn.control.data();
+    conn.msg.msg_controllen = conn.control.size();
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_recvmsg(sqe, conn.fd.get(), &conn.msg, 0);
+    io_uring_sqe_set_data64(sqe, tag(Event::receive, conn.id));
+}
+
+void SocketServer::Impl::run()
+{
+    arm_accept();
+    arm_stop();
+    while (!stopping_) {
+        int rc = io_uring_submit_and_wait(&ring_, 1);
+        if (rc < 0 && rc != -EINTR) {
+            spdlog::error("socket loop: io_uring_submit_and_wait: {}", std::strerror(-rc));
+            break;
+        }
+        io_uring_cqe* cqe;
+        unsigned head;
+        unsigned seen = 0;
+        io_uring_for_each_cqe(&ring_, head, cqe)
+        {
+            ++seen;
+            const std::uint64_t data = io_uring_cqe_get_data64(cqe);
+            switch (static_cast<Event>(data & 3)) {
+            case Event::accept:
+                on_accept(cqe->res);
+                break;
+            case Event::receive:
+                on_receive(data >> 2, cqe->res);
+                break;
+            case Event::stop:
+                stopping_ = true;
+                break;
+            }
+        }
+        io_uring_cq_advance(&ring_, seen);
+    }
+    // Closing the connections ends the sessions once their running ioctls
+    // finish; the workers are joined when the server goes away.
+    connections_.clear();
+}
+
+void SocketServer::Impl::on_accept(int res)
+{
+    arm_accept();
+    if (res < 0) {
+        // Out of fds or memory: the client sees its connect fail; go on.
+        spdlog::warn("socket: accept: {}", std::strerror(-res));
+        return;
+    }
+    auto conn = std::make_shared<Connection>();
+    conn->id = next_id_++;
+    conn->fd = memory::UniqueFd(res);
+    arm_receive(*conn);
+    connections_.emplace(conn->id, std::move(conn));
+}
+
+void SocketServer::Impl::on_receive(std::uint64_t id, int res)
+{
+    auto it = connections_.find(id);
+    if (it == connections_.end())
+        return;
+    std::shared_ptr<Connection> conn = it->second;
+    // EOF: the client closed its last copy of the fd (or died); the
+    // session goes when no other connection or running ioctl holds it.
+    if (res <= 0 || (conn->msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (res > 0)
+            spdlog::warn("socket: connection {}: oversized message, closing it", id);
+        connections_.erase(it);
+        return;
+    }
+    auto message = std::make_unique<Message>();
+    message->length = static_cast<std::size_t>(res);
+    std::memcpy(message->bytes.data(), conn->buffer.data(), message->length);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&conn->msg); c; c = CMSG_NXTHDR(&conn->msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+            ucred cred;
+            std::memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+            message->creds = {cred.pid, cred.uid};
+        }
+    }
+    handle(conn, std::move(message));
+}
+
+// Protocol errors end the connection: a client that breaks the protocol is
+// not a client we can answer meaningfully.
+void SocketServer::Impl::handle(const std::shared_ptr<Connection>& conn,
+                                std::unique_ptr<Message> message)
+{
+    ioasid_socket_hdr hdr;
+    bool valid = message->length >= sizeof(hdr);
+    if (valid) {
+        std::memcpy(&hdr, message->bytes.data(), sizeof(hdr));
+        valid = hdr.magic == IOASID_SOCKET_MAGIC && hdr.version == IOASID_SOCKET_VERSION &&
+                message->creds.uid != static_cast<uid_t>(-1);
+    }
+    if (valid) {
+        switch (hdr.type) {
+        case IOASID_SOCKET_OPEN:
+            valid = !conn->session && message->length == sizeof(hdr) && hdr.length == 0;
+            if (valid)
+                open_session(*conn, *message, hdr);
+            break;
+        case IOASID_SOCKET_JOIN:
+            valid = !conn->session && message->length == sizeof(ioasid_socket_join) &&
+                    hdr.length == 0;
+            if (valid)
+                join_session(*conn, *message, hdr);
+            break;
+        case IOASID_SOCKET_IOCTL:
+            valid = conn->session && message->length >= sizeof(ioasid_socket_ioctl) &&
+                    message->length - sizeof(ioasid_socket_ioctl) == hdr.length;
+            if (valid) {
+                std::lock_guard guard(conn->queue_lock);
+                conn->queue.push_back(std::move(message));
+                if (!conn->running) {
+                    conn->running = true;
+                    workers_.submit([this, conn] { drain(conn); });
+                }
+            }
+            break;
+        default:
+            valid = false;
+        }
+    }
+    if (!valid) {
+        spdlog::warn("socket: connection {}: protocol error, closing it", conn->id);
+        connections_.erase(conn->id);
+        return;
+    }
+    arm_receive(*conn);
+}
+
+void SocketServer::Impl::reply_opened(Connection& conn, std::uint32_t seq, int result,
+                                      const Token* token)
+{
+    ioasid_socket_opened reply{};
+    fill_hdr(reply.hdr, IOASID_SOCKET_OPEN, seq, 0);
+    reply.result = result;
+    if (conn.session)
+        reply.context_id = conn.session->context().serial();
+    if (token)
+        std::memcpy(reply.token, token->data(), token->size());
+    // The client waits for exactly this answer, so the socket has room.
+    [[maybe_unused]] ssize_t n = ::send(conn.fd.get(), &reply, sizeof(reply),
+                                        MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void SocketServer::Impl::open_session(Connection& conn, const Message& message,
+                                      const ioasid_socket_hdr& hdr)
+{
+    Token token;
+    if (::getrandom(token.data(), token.size(), 0) != static_cast<ssize_t>(token.size())) {
+        reply_opened(conn, hdr.seq, -errno, nullptr);
+        return;
+    }
+    auto session = std::make_shared<Session>(
+        services_, core::ContextOrigin{"socket", message.creds.uid, message.creds.pid});
+    {
+        std::lock_guard guard(tokens_lock_);
+        std::erase_if(tokens_, [](const auto& entry) { return entry.second.expired(); });
+        tokens_.emplace(token, session);
+    }
+    conn.session = std::move(session);
+    reply_opened(conn, hdr.seq, 0, &token);
+}
+
+// The token stands for the open file: whoever holds it (a forked child, a
+// program exec'ed with the fd) shares the context, as the kernel's file
+// is shared.
+void SocketServer::Impl::join_session(Connection& conn, const Message& message,
+                                      const ioasid_socket_hdr& hdr)
+{
+    ioasid_socket_join join;
+    std::memcpy(&join, message.bytes.data(), sizeof(join));
+    Token token;
+    std::memcpy(token.data(), join.token, token.size());
+    {
+        std::lock_guard guard(tokens_lock_);
+        auto it = tokens_.find(token);
+        if (it != tokens_.end())
+            conn.session = it->second.lock();
+    }
+    reply_opened(conn, hdr.seq, conn.session ? 0 : -ENOENT, conn.session ? &token : nullptr);
+}
+
+// Runs on a worker: the connection's queued ioctls, one after another.
+void SocketServer::Impl::drain(const std::shared_ptr<Connection>& conn)
+{
+    for (;;) {
+        std::unique_ptr<Message> message;
+        {
+            std::lock_guard guard(conn->queue_lock);
+            if (conn->queue.empty()) {
+                conn->running = false;
+                return;
+            }
+            message = std::move(conn->queue.front());
+            conn->queue.pop_front();
+        }
+        serve_ioctl(*conn, *message);
+    }
+}
+
+void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
+{
+    ioasid_socket_ioctl request;
+    std::memcpy(&request, message.bytes.data(), sizeof(request));
+    std::span<std::byte> inline_bytes =
+        std::span(message.bytes).subspan(sizeof(request), request.hdr.length);
+
+    const Credentials& creds = message.creds;
+    std::shared_ptr<memory::Caller> process = conn.session->callers().get(creds.pid, creds.uid);
+    auto caller = std::make_shared<memory::RequestCaller>(std::move(process), creds.uid,
+                                                          creds.pid, request.arg, inline_bytes);
+    const int rc = conn.session->ioctl(request.cmd, caller, request.arg, creds.pid);
+
+    struct {
+        ioasid_socket_ioctl_reply reply;
+        std::array<std::byte, IOASID_SOCKET_MAX_INLINE> bytes;
+    } out;
+    const std::span<const std::byte> unsent = caller->unsent();
+    fill_hdr(out.reply.hdr, IOASID_SOCKET_IOCTL, request.hdr.seq,
+             static_cast<std::uint32_t>(unsent.size()));
+    out.reply.result = rc;
+    out.reply.out_offset = caller->unsent_offset();
+    std::memcpy(out.bytes.data(), unsent.data(), unsent.size());
+    // A client that stopped reading only blocks this worker; MSG_NOSIGNAL
+    // because a client that went away must not take the daemon with it.
+    [[maybe_unused]] ssize_t n =
+        ::send(conn.fd.get(), &out, sizeof(out.reply) + unsent.size(), MSG_NOSIGNAL);
+}
+
+SocketServer::SocketServer(core::CoreServices& services, SocketOptions options)
+    : impl_(std::make_unique<Impl>(services, std::move(options)))
+{
+}
+
+SocketServer::~SocketServer() = default;
+
+void SocketServer::run()
+{
+    impl_->run();
+}
+
+void SocketServer::stop()
+{
+    impl_->stop();
+}
+
+} // namespace ioasid::frontends
