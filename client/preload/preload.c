@@ -75,7 +75,10 @@ static int intercepted_at(const char *path)
 static int open_device(int flags)
 {
 	int fd = ioasid_transport_open(NULL, (flags & O_CLOEXEC) != 0);
-	return fd < 0 ? fail(-fd) : fd;
+	if (fd < 0)
+		return fail(-fd);
+	ioasid_transport_set_access_mode(fd, flags);
+	return fd;
 }
 
 static mode_t mode_arg(int flags, va_list ap)
@@ -170,16 +173,24 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	return ret < 0 ? fail(-ret) : ret;
 }
 
+/* vfs_read()/vfs_write(): a file not opened for the direction gives EBADF,
+ * and one that has no read/write method (iommufd has neither) EINVAL. */
 EXPORT ssize_t read(int fd, void *buf, size_t count)
 {
 	REAL(read);
-	return ioasid_transport_owns(fd) ? fail(EINVAL) : real_read(fd, buf, count);
+	int mode = ioasid_transport_access_mode(fd);
+	if (mode < 0)
+		return real_read(fd, buf, count);
+	return fail(mode == O_WRONLY ? EBADF : EINVAL);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t count)
 {
 	REAL(write);
-	return ioasid_transport_owns(fd) ? fail(EINVAL) : real_write(fd, buf, count);
+	int mode = ioasid_transport_access_mode(fd);
+	if (mode < 0)
+		return real_write(fd, buf, count);
+	return fail(mode == O_RDONLY ? EBADF : EINVAL);
 }
 
 EXPORT int close(int fd)

@@ -34,6 +34,7 @@ struct connection {
 	pid_t owner;
 	uint32_t seq;
 	uint32_t context_id;
+	int access_mode; /* O_RDONLY, O_WRONLY or O_RDWR, as opened */
 	uint8_t token[IOASID_SOCKET_TOKEN_LEN];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -234,6 +235,7 @@ int ioasid_transport_open(const char *socket_path, int cloexec)
 		return -ENOMEM;
 	pthread_mutex_init(&conn->lock, NULL);
 	conn->refs = 1;
+	conn->access_mode = O_RDWR;
 	snprintf(conn->path, sizeof(conn->path), "%s", socket_path);
 
 	int sock = connect_to(socket_path, cloexec);
@@ -260,6 +262,19 @@ int ioasid_transport_owns(int fd)
 	return lookup(fd) != NULL;
 }
 
+void ioasid_transport_set_access_mode(int fd, int mode)
+{
+	struct connection *conn = lookup(fd);
+	if (conn)
+		conn->access_mode = mode & O_ACCMODE;
+}
+
+int ioasid_transport_access_mode(int fd)
+{
+	struct connection *conn = lookup(fd);
+	return conn ? conn->access_mode : -EBADF;
+}
+
 int ioasid_transport_context_id(int fd)
 {
 	struct connection *conn = lookup(fd);
@@ -275,9 +290,11 @@ int ioasid_transport_context_id(int fd)
  */
 static int rejoin(struct connection *conn, int fd)
 {
+	/* The file is already open: a daemon that is gone means ENOTCONN, as
+	 * for a CUSE file whose server died, whatever connect() said. */
 	int sock = connect_to(conn->path, 1);
 	if (sock < 0)
-		return sock;
+		return -ENOTCONN;
 	int ret = handshake(sock, conn, 1);
 	if (ret) {
 		raw_close(sock);
@@ -509,6 +526,7 @@ void ioasid_transport_import(const char *state)
 		}
 		pthread_mutex_init(&conn->lock, NULL);
 		conn->refs = 1;
+		conn->access_mode = O_RDWR;
 		conn->context_id = (uint32_t)context;
 		pthread_mutex_lock(&table_lock);
 		if (table_set((int)fd, conn) != 0)

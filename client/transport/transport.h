@@ -51,6 +51,11 @@ void ioasid_transport_close(int fd);
 int ioasid_transport_export(char *buf, unsigned long len);
 void ioasid_transport_import(const char *state);
 
+/* The access mode (O_RDONLY, O_WRONLY, O_RDWR) the fd was opened with;
+ * O_RDWR unless set. read(2)/write(2) check it as the kernel does. */
+void ioasid_transport_set_access_mode(int fd, int mode);
+int ioasid_transport_access_mode(int fd);
+
 /* The context's id as the daemon's status report shows it, or -errno. */
 int ioasid_transport_context_id(int fd);
 

@@ -128,6 +128,12 @@ int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t u
 
 } // namespace
 
+bool known(unsigned int cmd)
+{
+    const Op* op = find_op(cmd);
+    return op && op->handler;
+}
+
 int ioctl(core::Context& ctx, unsigned int cmd, const std::shared_ptr<memory::Caller>& caller,
           std::uint64_t arg)
 {

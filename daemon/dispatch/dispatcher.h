@@ -17,6 +17,11 @@ namespace ioasid::dispatch {
 [[nodiscard]] int ioctl(core::Context& ctx, unsigned int cmd,
                         const std::shared_ptr<memory::Caller>& caller, std::uint64_t arg);
 
+// Whether `cmd` names a command at all (its number, as the kernel picks the
+// handler). Lets a transport refuse the rest with ENOTTY before it does any
+// work to reach the caller.
+[[nodiscard]] bool known(unsigned int cmd);
+
 // For --trace: the command's name and the fields of its struct as `mem`
 // holds them at `arg` now, e.g. "IOMMU_IOAS_MAP{flags=0x7 ioas_id=1 ...}".
 // Never fails: what cannot be read is shown as such.

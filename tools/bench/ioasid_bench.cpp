@@ -16,6 +16,7 @@
 #include "core/context.h"
 #include "dispatch/dispatcher.h"
 #include "memory/buffer_caller.h"
+#include "transport_bench.h"
 
 namespace {
 
@@ -140,6 +141,8 @@ Row measure(std::size_t present, std::size_t iterations)
 
 int main(int argc, char** argv)
 {
+    if (argc > 1 && std::string(argv[1]) == "transport")
+        return bench::run_transport_bench(argc, argv);
     std::vector<std::size_t> counts = {1, 1000, 100000, 1000000};
     std::size_t iterations = 200000;
     for (int i = 1; i < argc; ++i) {
@@ -149,6 +152,7 @@ int main(int argc, char** argv)
             iterations = 20000;
         } else if (arg == "--help" || arg == "-h") {
             std::printf("usage: ioasid-bench [--quick]\n"
+                        "       ioasid-bench transport --help\n"
                         "In-process IOMMU_IOAS_MAP + IOMMU_IOAS_UNMAP of a 4 KiB area with N\n"
                         "areas already present, through the dispatcher and core.\n");
             return 0;

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "dispatch/dispatcher.h"
 #include "frontends/session.h"
 #include "memory/request_caller.h"
 
@@ -203,6 +204,12 @@ void CuseServer::Impl::on_ioctl(fuse_req_t req, int cmd, void* arg, fuse_file_in
     const auto ucmd = static_cast<unsigned>(cmd);
     const auto uarg = reinterpret_cast<std::uint64_t>(arg);
 
+    // Nothing to decode: answer at once, as the kernel does for a number
+    // outside its table, without looking for the caller.
+    if (!dispatch::known(ucmd)) {
+        fuse_reply_err(req, ENOTTY);
+        return;
+    }
     // One round trip: reach the caller's memory directly, through the
     // thread the kernel names (its pid is 0 when it lives in a pid
     // namespace we cannot see).

@@ -1,0 +1,48 @@
+#include "format.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <limits>
+#include <string_view>
+
+namespace ioasid::ctl {
+
+std::string hex(std::uint64_t value)
+{
+    std::array<char, 24> buf{};
+    std::snprintf(buf.data(), buf.size(), "0x%llx", static_cast<unsigned long long>(value));
+    return buf.data();
+}
+
+std::string hex_range(std::uint64_t first, std::uint64_t last)
+{
+    return hex(first) + "-" + hex(last);
+}
+
+std::string iova_span(std::uint64_t iova, std::uint64_t length)
+{
+    if (length == 0)
+        return hex(iova);
+    // Clamp instead of wrapping, so a bad request still reads sensibly.
+    std::uint64_t room = std::numeric_limits<std::uint64_t>::max() - iova;
+    return hex_range(iova, iova + std::min(length - 1, room));
+}
+
+std::string human_size(std::uint64_t bytes)
+{
+    static constexpr std::array<std::string_view, 6> units{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes == 0)
+        return "0 bytes";
+    std::uint64_t value = bytes;
+    std::size_t unit = 0;
+    while (value % 1024 == 0 && unit < units.size()) {
+        value /= 1024;
+        ++unit;
+    }
+    if (unit == 0)
+        return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
+    return std::to_string(value) + " " + std::string(units[unit - 1]);
+}
+
+} // namespace ioasid::ctl
