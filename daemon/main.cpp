@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -129,6 +130,13 @@ public:
             threads_.emplace_back([&, run] { run(*socket_); });
     }
 
+    // The CUSE node appears once a loop thread has answered the kernel's
+    // CUSE_INIT; "ready" must mean that a client can open it.
+    [[nodiscard]] bool wait_until_serving()
+    {
+        return !cuse_ || cuse_->wait_until_serving(std::chrono::seconds(10));
+    }
+
     void stop()
     {
         if (cuse_)
@@ -216,11 +224,17 @@ int serve(const DaemonOptions& options)
     if (!options.topology.empty())
         spdlog::info("topology {} read; emulated devices come with the hardware models",
                      options.topology);
+    transports.start();
+    if (!transports.wait_until_serving()) {
+        spdlog::error("cannot start: the kernel did not create /dev/{}", options.devname);
+        transports.stop();
+        daemonizer.ready(1);
+        return 1;
+    }
     spdlog::info("ioasidd {} ready, serving {}{}{}", "0.1.0",
                  transports.has_cuse() ? "/dev/" + options.devname + " (CUSE)" : "",
                  transports.has_cuse() && transports.has_socket() ? " and " : "",
                  transports.has_socket() ? socket_path + " (socket)" : "");
-    transports.start();
     daemonizer.ready(0);
 
     int sig = 0;

@@ -157,8 +157,11 @@ static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
 		ssize_t got = recv(sock, buf, len, 0);
 		if (got < 0 && errno == EINTR)
 			continue;
+		/* The daemon died with our request in flight: a CUSE file
+		 * fails that one call with ECONNABORTED, later ones with
+		 * ENOTCONN (send_all), and so do we. */
 		if (got <= 0)
-			return -ENOTCONN;
+			return -ECONNABORTED;
 		const struct ioasid_socket_hdr *hdr = buf;
 		if ((size_t)got < sizeof(*hdr) || hdr->magic != IOASID_SOCKET_MAGIC)
 			return -EPROTO;
@@ -298,7 +301,7 @@ static int rejoin(struct connection *conn, int fd)
 	int ret = handshake(sock, conn, 1);
 	if (ret) {
 		raw_close(sock);
-		return ret;
+		return ret == -ECONNABORTED ? -ENOTCONN : ret;
 	}
 	pthread_mutex_lock(&table_lock);
 	for (size_t i = 0; i < fds_len; i++) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 
 #include "command.h"
 
@@ -102,7 +103,7 @@ const Op* find_op(unsigned int cmd)
 // every byte we don't know is zero (checked first), a shorter one is
 // zero-extended.
 int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t user_size,
-                   std::span<std::byte> buf)
+                   std::span<std::byte> buf, bool prefetched)
 {
     // The tail may be up to 4 GiB long. Read it in pieces that never cross
     // one of the client's pages, so that, as in check_zeroed_user(), a
@@ -120,8 +121,9 @@ int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t u
         at += n;
     }
     const std::size_t known = std::min<std::size_t>(user_size, buf.size());
-    if (int rc = mem.read(arg, buf.first(known)))
-        return rc == -ESRCH ? rc : -EFAULT;
+    if (!prefetched)
+        if (int rc = mem.read(arg, buf.first(known)))
+            return rc == -ESRCH ? rc : -EFAULT;
     std::fill(buf.begin() + known, buf.end(), std::byte{0});
     return 0;
 }
@@ -147,16 +149,24 @@ int ioctl(core::Context& ctx, unsigned int cmd, const std::shared_ptr<memory::Ca
         guard.lock();
         ctx.note_caller(caller->tgid());
     }
+    // Each copy from the client costs system calls, so the whole struct is
+    // read at once when it can be; only if that faults (a struct shorter
+    // than ours at the end of a mapping, or no struct) is the size read on
+    // its own, as the kernel reads it first.
+    memory::CallerMemory& mem = caller->memory();
+    alignas(8) std::array<std::byte, kBufferSize> buf;
+    const std::span<std::byte> args = std::span(buf).first(op.size);
+    const bool prefetched = op.ioctl_num == cmd && op.handler && mem.read(arg, args) == 0;
     std::uint32_t user_size;
-    if (caller->memory().read(arg, std::as_writable_bytes(std::span(&user_size, 1))))
+    if (prefetched)
+        std::memcpy(&user_size, args.data(), sizeof(user_size));
+    else if (mem.read(arg, std::as_writable_bytes(std::span(&user_size, 1))))
         return -EFAULT;
     if (op.ioctl_num != cmd || !op.handler)
         return -ENOTTY;
     if (user_size < op.min_size)
         return -EINVAL;
-
-    alignas(8) std::array<std::byte, kBufferSize> buf;
-    if (int rc = copy_struct_in(caller->memory(), arg, user_size, std::span(buf).first(op.size)))
+    if (int rc = copy_struct_in(mem, arg, user_size, args, prefetched))
         return rc;
     Command command{ctx, caller, arg, user_size};
     return op.handler(command, buf.data());

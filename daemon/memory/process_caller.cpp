@@ -134,6 +134,26 @@ std::uint64_t ProcessCaller::memlock_limit() const
     return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : limit.rlim_cur;
 }
 
+int ProcessCaller::read_unguarded(std::uint64_t addr, std::span<std::byte> out) const
+{
+    if (out.empty())
+        return 0;
+    iovec local{out.data(), out.size()};
+    iovec remote{reinterpret_cast<void*>(addr), out.size()};
+    ssize_t done = process_vm_readv(tgid_, &local, 1, &remote, 1, 0);
+    return done == static_cast<ssize_t>(out.size()) ? 0 : -EFAULT;
+}
+
+int ProcessCaller::write_unguarded(std::uint64_t addr, std::span<const std::byte> in) const
+{
+    if (in.empty())
+        return 0;
+    iovec local{const_cast<std::byte*>(in.data()), in.size()};
+    iovec remote{reinterpret_cast<void*>(addr), in.size()};
+    ssize_t done = process_vm_writev(tgid_, &local, 1, &remote, 1, 0);
+    return done == static_cast<ssize_t>(in.size()) ? 0 : -EFAULT;
+}
+
 // process_vm_readv/writev name a pid, which outlives an execve() and can be
 // reused after an exit. The address space the client had when it opened
 // the device is checked on both sides of every copy: a read from anything
@@ -142,12 +162,10 @@ int ProcessCaller::read(std::uint64_t addr, std::span<std::byte> out)
 {
     if (out.empty())
         return 0;
-    iovec local{out.data(), out.size()};
-    iovec remote{reinterpret_cast<void*>(addr), out.size()};
-    ssize_t done = process_vm_readv(tgid_, &local, 1, &remote, 1, 0);
+    int rc = read_unguarded(addr, out);
     if (!same_address_space())
         return -ESRCH;
-    return done == static_cast<ssize_t>(out.size()) ? 0 : -EFAULT;
+    return rc;
 }
 
 int ProcessCaller::write(std::uint64_t addr, std::span<const std::byte> in)
@@ -156,12 +174,10 @@ int ProcessCaller::write(std::uint64_t addr, std::span<const std::byte> in)
         return 0;
     if (!same_address_space())
         return -ESRCH;
-    iovec local{const_cast<std::byte*>(in.data()), in.size()};
-    iovec remote{reinterpret_cast<void*>(addr), in.size()};
-    ssize_t done = process_vm_writev(tgid_, &local, 1, &remote, 1, 0);
+    int rc = write_unguarded(addr, in);
     if (!same_address_space())
         return -ESRCH;
-    return done == static_cast<ssize_t>(in.size()) ? 0 : -EFAULT;
+    return rc;
 }
 
 int ProcessCaller::check_mapped(std::uint64_t addr, std::uint64_t length, bool for_write)

@@ -32,6 +32,11 @@ public:
     // using pages->source_mm once that mm is gone.
     [[nodiscard]] bool same_address_space() const;
 
+    // One copy without the address-space checks around it: only for a
+    // caller that cannot exec or exit during the copy (see WaitingCaller).
+    [[nodiscard]] int read_unguarded(std::uint64_t addr, std::span<std::byte> out) const;
+    [[nodiscard]] int write_unguarded(std::uint64_t addr, std::span<const std::byte> in) const;
+
 private:
     struct Key {};
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <deque>
@@ -26,6 +27,7 @@
 #include "dispatch/dispatcher.h"
 #include "frontends/session.h"
 #include "memory/request_caller.h"
+#include "memory/waiting_caller.h"
 
 namespace ioasid::frontends {
 namespace {
@@ -45,6 +47,7 @@ public:
     ~Impl();
     void run();
     void stop();
+    bool wait_until_serving(std::chrono::milliseconds timeout);
 
 private:
     static Impl& self(fuse_req_t req) { return *static_cast<Impl*>(fuse_req_userdata(req)); }
@@ -74,6 +77,10 @@ private:
     std::set<pthread_t> running_;     // those still in loop_thread()
     std::size_t idle_ = 0;
     std::atomic<bool> stopping_{false};
+
+    std::mutex serving_lock_;
+    std::condition_variable serving_changed_;
+    bool serving_ = false; // the kernel made the node
 };
 
 CuseServer::Impl::Impl(core::CoreServices& services, CuseOptions options)
@@ -148,7 +155,17 @@ void CuseServer::Impl::on_init_done(void* userdata)
           self.options_.group != static_cast<gid_t>(-1)) &&
          ::chown(node.c_str(), self.options_.owner, self.options_.group) != 0))
         spdlog::warn("cuse: cannot set owner/mode of {}: {}", node, std::strerror(errno));
-    spdlog::info("serving {} (CUSE)", node);
+    {
+        std::lock_guard guard(self.serving_lock_);
+        self.serving_ = true;
+    }
+    self.serving_changed_.notify_all();
+}
+
+bool CuseServer::Impl::wait_until_serving(std::chrono::milliseconds timeout)
+{
+    std::unique_lock guard(serving_lock_);
+    return serving_changed_.wait_for(guard, timeout, [this] { return serving_; });
 }
 
 void CuseServer::Impl::on_open(fuse_req_t req, fuse_file_info* fi)
@@ -214,8 +231,10 @@ void CuseServer::Impl::on_ioctl(fuse_req_t req, int cmd, void* arg, fuse_file_in
     // thread the kernel names (its pid is 0 when it lives in a pid
     // namespace we cannot see).
     if (in_bufsz == 0 && out_bufsz == 0) {
-        if (std::shared_ptr<memory::Caller> process = session.callers().get(who.pid, who.uid)) {
-            const int rc = session.ioctl(ucmd, process, uarg, who.pid);
+        if (std::shared_ptr<memory::ProcessCaller> process =
+                session.callers().get(who.pid, who.uid)) {
+            auto caller = std::make_shared<memory::WaitingCaller>(std::move(process));
+            const int rc = session.ioctl(ucmd, caller, uarg, who.pid);
             if (rc < 0)
                 fuse_reply_err(req, -rc);
             else
@@ -354,6 +373,11 @@ void CuseServer::run()
 void CuseServer::stop()
 {
     impl_->stop();
+}
+
+bool CuseServer::wait_until_serving(std::chrono::milliseconds timeout)
+{
+    return impl_->wait_until_serving(timeout);
 }
 
 } // namespace ioasid::frontends

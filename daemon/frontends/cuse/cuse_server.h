@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,9 @@ public:
 
     // Serves until stop() is called from any thread.
     void run();
+    // Waits, up to `timeout`, until the kernel has made the node (and its
+    // owner and mode are set): run() must have been started.
+    [[nodiscard]] bool wait_until_serving(std::chrono::milliseconds timeout);
     void stop();
 
 private:
