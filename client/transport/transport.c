@@ -157,11 +157,13 @@ static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
 		ssize_t got = recv(sock, buf, len, 0);
 		if (got < 0 && errno == EINTR)
 			continue;
-		/* The daemon died with our request in flight: a CUSE file
-		 * fails that one call with ECONNABORTED, later ones with
-		 * ENOTCONN (send_all), and so do we. */
+		/* The daemon is gone. A CUSE file fails the call in flight
+		 * with ECONNABORTED and later ones with ENOTCONN; here the
+		 * two cannot be told apart (a daemon's sockets may outlive
+		 * it for a moment, taking a request nobody will answer),
+		 * so every call gets ENOTCONN. */
 		if (got <= 0)
-			return -ECONNABORTED;
+			return -ENOTCONN;
 		const struct ioasid_socket_hdr *hdr = buf;
 		if ((size_t)got < sizeof(*hdr) || hdr->magic != IOASID_SOCKET_MAGIC)
 			return -EPROTO;
@@ -301,7 +303,7 @@ static int rejoin(struct connection *conn, int fd)
 	int ret = handshake(sock, conn, 1);
 	if (ret) {
 		raw_close(sock);
-		return ret == -ECONNABORTED ? -ENOTCONN : ret;
+		return ret;
 	}
 	pthread_mutex_lock(&table_lock);
 	for (size_t i = 0; i < fds_len; i++) {

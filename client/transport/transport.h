@@ -33,8 +33,9 @@ int ioasid_transport_open(const char *socket_path, int cloexec);
 int ioasid_transport_owns(int fd);
 
 /* One ioctl on the context behind `fd`. Returns what the kernel's ioctl
- * handler would: 0 or -errno. As on a CUSE file whose daemon died, the call
- * in flight then gives -ECONNABORTED and every later one -ENOTCONN. */
+ * handler would: 0 or -errno. A daemon that is gone gives -ENOTCONN (a CUSE
+ * file gives ECONNABORTED for the one call in flight when its daemon dies,
+ * ENOTCONN after). */
 int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg);
 
 /* Bookkeeping for the fd table: call after a successful dup/dup2/dup3/fcntl

@@ -59,18 +59,9 @@ static int victim(int round, struct it_event *ready)
 
 static bool wait_context_gone(int fd, long long ctx, const char *who)
 {
-	/* Bounded: 30 s of 10 ms naps. Not a timing assertion, a hang guard. */
-	for (int i = 0; i < 3000; i++) {
-		struct it_json *report = it_status_json(fd, true);
-		if (!report)
-			return false;
-		bool present = it_status_context_by_id(report, ctx) != NULL;
-		it_json_free(report);
-		if (!present)
-			return true;
-		struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
-		nanosleep(&nap, NULL);
-	}
+	/* 30 s at most. */
+	if (it_wait_context_gone(fd, ctx, 3000))
+		return true;
 	IT_FAIL("context %lld of %s still listed 30 s after the process was killed", ctx, who);
 	return false;
 }

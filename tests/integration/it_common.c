@@ -637,3 +637,19 @@ bool it_has_cap(int cap)
 	fclose(f);
 	return (eff >> cap) & 1;
 }
+
+bool it_wait_context_gone(int observer_fd, long long ctx, int naps)
+{
+	for (int i = 0; i < naps; i++) {
+		struct it_json *report = it_status_json(observer_fd, true);
+		if (!report)
+			return false;
+		bool present = it_status_context_by_id(report, ctx) != NULL;
+		it_json_free(report);
+		if (!present)
+			return true;
+		struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
+		nanosleep(&nap, NULL);
+	}
+	return false;
+}

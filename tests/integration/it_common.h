@@ -160,6 +160,10 @@ const struct it_json *it_status_contexts(const struct it_json *report);
 const struct it_json *it_status_context_by_id(const struct it_json *report, long long id);
 /* The first context listing `pid` in its "pids", or NULL. */
 const struct it_json *it_status_context_by_pid(const struct it_json *report, pid_t pid);
+/* Waits, in 10 ms naps up to `naps` times, until the report seen through
+ * `observer_fd` no longer lists context `ctx`. A bound against hangs, not a
+ * timing assertion. */
+bool it_wait_context_gone(int observer_fd, long long ctx, int naps);
 /* The id of the context behind `fd` (from a report without the ALL flag),
  * or -1 with a failure printed. */
 long long it_context_id(int fd);

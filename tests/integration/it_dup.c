@@ -24,18 +24,7 @@ static bool has_status;
 /* Waits (bounded) until the status report no longer lists context `ctx`. */
 static bool context_gone(int observer_fd, long long ctx)
 {
-	for (int i = 0; i < 1000; i++) {
-		struct it_json *report = it_status_json(observer_fd, true);
-		if (!report)
-			return false;
-		bool present = it_status_context_by_id(report, ctx) != NULL;
-		it_json_free(report);
-		if (!present)
-			return true;
-		struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
-		nanosleep(&nap, NULL);
-	}
-	return false;
+	return it_wait_context_gone(observer_fd, ctx, 1000);
 }
 
 static void test_dup_family(void)

@@ -236,8 +236,14 @@ void SocketServer::Impl::run()
         }
         io_uring_cq_advance(&ring_, seen);
     }
-    // Closing the connections ends the sessions once their running ioctls
-    // finish; the workers are joined when the server goes away.
+    // A pending receive holds its own reference to the socket until the
+    // ring is torn down, so closing the fd alone would leave clients able
+    // to send into a dead daemon for a moment: shut every connection down
+    // first. The sessions end once their running ioctls finish; the
+    // workers are joined when the server goes away.
+    for (auto& [id, conn] : connections_)
+        ::shutdown(conn->fd.get(), SHUT_RDWR);
+    ::shutdown(listener_.get(), SHUT_RDWR);
     connections_.clear();
 }
 
