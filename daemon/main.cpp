@@ -173,6 +173,10 @@ int serve(const DaemonOptions& options)
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
+    // Absolute, before detaching leaves the working directory.
+    const std::string socket_path = options.socket_path.empty()
+                                        ? IOASID_SOCKET_DEFAULT_PATH
+                                        : std::filesystem::absolute(options.socket_path).string();
     Daemonizer daemonizer;
     if (!options.foreground)
         daemonizer.detach();
@@ -187,8 +191,6 @@ int serve(const DaemonOptions& options)
                            (options.transport == Transport::automatic && cuse_available());
     const bool want_socket = options.transport != Transport::cuse && !(
         options.transport == Transport::automatic && want_cuse);
-    const std::string socket_path =
-        options.socket_path.empty() ? IOASID_SOCKET_DEFAULT_PATH : options.socket_path;
     try {
         if (want_cuse) {
             try {

@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -198,6 +199,23 @@ EXPORT int close(int fd)
 	REAL(close);
 	ioasid_transport_close(fd);
 	return real_close(fd);
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	REAL(close_range);
+	int ret = real_close_range(first, last, flags);
+	if (ret == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		ioasid_transport_close_range(first, last);
+	return ret;
+}
+
+EXPORT void closefrom(int first)
+{
+	REAL(closefrom);
+	real_closefrom(first);
+	if (first >= 0)
+		ioasid_transport_close_range((unsigned int)first, ~0u);
 }
 
 EXPORT int dup(int fd)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +53,17 @@ static int raw_dup3(int oldfd, int newfd, int flags)
 	return (int)syscall(SYS_dup3, oldfd, newfd, flags);
 }
 
-/* Indexed by fd. Grows on demand; guarded by table_lock. */
-static struct connection **fds;
-static size_t fds_len;
+/*
+ * Connections by fd. Looking an fd up takes no lock: the shim looks up
+ * every fd that read(), write() and close() see, and those may run in
+ * signal handlers. Changes are made under table_lock. A table that grows is
+ * replaced, never freed, because a lookup may still be reading it.
+ */
+struct table {
+	size_t len;
+	struct connection *_Atomic slots[];
+};
+static struct table *_Atomic fd_table;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t cached_pid;
 
@@ -74,9 +83,12 @@ static void after_fork_in_child(void)
 {
 	cached_pid = 0;
 	pthread_mutex_init(&table_lock, NULL);
-	for (size_t i = 0; i < fds_len; i++)
-		if (fds[i])
-			pthread_mutex_init(&fds[i]->lock, NULL);
+	struct table *t = atomic_load(&fd_table);
+	for (size_t i = 0; t && i < t->len; i++) {
+		struct connection *conn = atomic_load(&t->slots[i]);
+		if (conn)
+			pthread_mutex_init(&conn->lock, NULL);
+	}
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -87,31 +99,30 @@ static void register_atfork(void)
 
 static struct connection *lookup(int fd)
 {
-	struct connection *conn = NULL;
-	if (fd < 0)
+	struct table *t = atomic_load_explicit(&fd_table, memory_order_acquire);
+	if (fd < 0 || !t || (size_t)fd >= t->len)
 		return NULL;
-	pthread_mutex_lock(&table_lock);
-	if ((size_t)fd < fds_len)
-		conn = fds[fd];
-	pthread_mutex_unlock(&table_lock);
-	return conn;
+	return atomic_load_explicit(&t->slots[fd], memory_order_acquire);
 }
 
 /* Called with table_lock held. */
 static int table_set(int fd, struct connection *conn)
 {
-	if ((size_t)fd >= fds_len) {
-		size_t len = fds_len ? fds_len : 64;
+	struct table *t = atomic_load(&fd_table);
+	if (!t || (size_t)fd >= t->len) {
+		size_t len = t ? t->len : 1024;
 		while (len <= (size_t)fd)
 			len *= 2;
-		struct connection **grown = realloc(fds, len * sizeof(*grown));
+		struct table *grown = calloc(1, sizeof(*grown) + len * sizeof(grown->slots[0]));
 		if (!grown)
 			return -ENOMEM;
-		memset(grown + fds_len, 0, (len - fds_len) * sizeof(*grown));
-		fds = grown;
-		fds_len = len;
+		grown->len = len;
+		for (size_t i = 0; t && i < t->len; i++)
+			atomic_init(&grown->slots[i], atomic_load(&t->slots[i]));
+		atomic_store_explicit(&fd_table, grown, memory_order_release);
+		t = grown;
 	}
-	fds[fd] = conn;
+	atomic_store_explicit(&t->slots[fd], conn, memory_order_release);
 	return 0;
 }
 
@@ -121,6 +132,28 @@ static void release(struct connection *conn)
 		pthread_mutex_destroy(&conn->lock);
 		free(conn);
 	}
+}
+
+/* A reference for the length of a call, so that a close() of the fd in
+ * another thread cannot free the connection under it (a kernel file stays
+ * alive for the length of an ioctl too). */
+static struct connection *get_connection(int fd)
+{
+	if (!lookup(fd))
+		return NULL;
+	pthread_mutex_lock(&table_lock);
+	struct connection *conn = lookup(fd);
+	if (conn)
+		conn->refs++;
+	pthread_mutex_unlock(&table_lock);
+	return conn;
+}
+
+static void put_connection(struct connection *conn)
+{
+	pthread_mutex_lock(&table_lock);
+	release(conn);
+	pthread_mutex_unlock(&table_lock);
 }
 
 static void fill_hdr(struct ioasid_socket_hdr *hdr, uint16_t type, uint32_t seq, uint32_t length)
@@ -236,8 +269,10 @@ int ioasid_transport_open(const char *socket_path, int cloexec)
 		socket_path = IOASID_SOCKET_DEFAULT_PATH;
 
 	struct connection *conn = calloc(1, sizeof(*conn));
-	if (!conn)
+	if (!conn) {
+		errno = saved_errno;
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&conn->lock, NULL);
 	conn->refs = 1;
 	conn->access_mode = O_RDWR;
@@ -269,21 +304,31 @@ int ioasid_transport_owns(int fd)
 
 void ioasid_transport_set_access_mode(int fd, int mode)
 {
-	struct connection *conn = lookup(fd);
-	if (conn)
+	struct connection *conn = get_connection(fd);
+	if (conn) {
 		conn->access_mode = mode & O_ACCMODE;
+		put_connection(conn);
+	}
 }
 
 int ioasid_transport_access_mode(int fd)
 {
-	struct connection *conn = lookup(fd);
-	return conn ? conn->access_mode : -EBADF;
+	struct connection *conn = get_connection(fd);
+	if (!conn)
+		return -EBADF;
+	int mode = conn->access_mode;
+	put_connection(conn);
+	return mode;
 }
 
 int ioasid_transport_context_id(int fd)
 {
-	struct connection *conn = lookup(fd);
-	return conn ? (int)conn->context_id : -EBADF;
+	struct connection *conn = get_connection(fd);
+	if (!conn)
+		return -EBADF;
+	int id = (int)conn->context_id;
+	put_connection(conn);
+	return id;
 }
 
 /*
@@ -306,8 +351,9 @@ static int rejoin(struct connection *conn, int fd)
 		return ret;
 	}
 	pthread_mutex_lock(&table_lock);
-	for (size_t i = 0; i < fds_len; i++) {
-		if (fds[i] != conn)
+	struct table *t = atomic_load(&fd_table);
+	for (size_t i = 0; t && i < t->len; i++) {
+		if (atomic_load(&t->slots[i]) != conn)
 			continue;
 		int flags = fcntl((int)i, F_GETFD);
 		if (raw_dup3(sock, (int)i, (flags >= 0 && (flags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0 &&
@@ -361,7 +407,7 @@ struct reply_message {
 int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 {
 	int saved_errno = errno;
-	struct connection *conn = lookup(fd);
+	struct connection *conn = get_connection(fd);
 	if (!conn)
 		return -EBADF;
 
@@ -411,6 +457,7 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 		}
 	}
 	pthread_mutex_unlock(&conn->lock);
+	put_connection(conn);
 	errno = saved_errno;
 	return ret;
 }
@@ -420,23 +467,38 @@ void ioasid_transport_dup(int oldfd, int newfd)
 	if (oldfd == newfd || newfd < 0)
 		return;
 	pthread_mutex_lock(&table_lock);
-	struct connection *conn = (size_t)oldfd < fds_len ? fds[oldfd] : NULL;
-	struct connection *old = (size_t)newfd < fds_len ? fds[newfd] : NULL;
-	if (old)
-		fds[newfd] = NULL, release(old);
+	struct connection *conn = lookup(oldfd);
+	struct connection *old = lookup(newfd);
+	if (old) {
+		table_set(newfd, NULL);
+		release(old);
+	}
 	if (conn && table_set(newfd, conn) == 0)
 		conn->refs++;
 	pthread_mutex_unlock(&table_lock);
 }
 
+/* Takes no lock for an fd that is not ours: close() may run in a signal
+ * handler. */
 void ioasid_transport_close(int fd)
 {
+	if (!lookup(fd))
+		return;
 	pthread_mutex_lock(&table_lock);
-	if (fd >= 0 && (size_t)fd < fds_len && fds[fd]) {
-		release(fds[fd]);
-		fds[fd] = NULL;
+	struct connection *conn = lookup(fd);
+	if (conn) {
+		table_set(fd, NULL);
+		release(conn);
 	}
 	pthread_mutex_unlock(&table_lock);
+}
+
+void ioasid_transport_close_range(unsigned int first, unsigned int last)
+{
+	struct table *t = atomic_load_explicit(&fd_table, memory_order_acquire);
+	for (size_t fd = first; t && fd < t->len && fd <= last; fd++)
+		if (atomic_load(&t->slots[fd]))
+			ioasid_transport_close((int)fd);
 }
 
 /* Entry format: "fd:context:token-hex:path-hex", entries joined by ','. The
@@ -448,8 +510,9 @@ int ioasid_transport_export(char *buf, unsigned long len)
 	if (len)
 		buf[0] = '\0';
 	pthread_mutex_lock(&table_lock);
-	for (size_t fd = 0; fd < fds_len && ret == 0; fd++) {
-		struct connection *conn = fds[fd];
+	struct table *t = atomic_load(&fd_table);
+	for (size_t fd = 0; t && fd < t->len && ret == 0; fd++) {
+		struct connection *conn = atomic_load(&t->slots[fd]);
 		int flags = conn ? fcntl((int)fd, F_GETFD) : -1;
 		if (!conn || flags < 0 || (flags & FD_CLOEXEC))
 			continue;

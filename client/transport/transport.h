@@ -42,6 +42,8 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg);
  * F_DUPFD of a transport fd, and before close() of one. */
 void ioasid_transport_dup(int oldfd, int newfd);
 void ioasid_transport_close(int fd);
+/* After a successful close_range()/closefrom() without CLOSE_RANGE_CLOEXEC. */
+void ioasid_transport_close_range(unsigned int first, unsigned int last);
 
 /* execve() loses this process's memory but not its fds. Before an exec,
  * ioasid_transport_export() writes the state of every transport fd that

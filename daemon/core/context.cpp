@@ -13,10 +13,10 @@ Context::Context(CoreServices& services, AccountMode account_mode, ContextOrigin
     : services_(services), origin_(std::move(origin)), opened_(std::chrono::system_clock::now()),
       pin_services_{services.accounting, services.phys}, account_mode_(account_mode)
 {
-    // Last: from here on the status report may lock and read this context.
-    serial_ = services.registry.add(*this);
     if (origin_.pid > 0)
         callers_.push_back(origin_.pid);
+    // Last: from here on the status report may lock and read this context.
+    serial_ = services.registry.add(*this);
 }
 
 Context::~Context()

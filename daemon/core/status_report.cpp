@@ -71,17 +71,26 @@ json describe_context(Context& ctx)
     return {{"objects", std::move(objects)}, {"pinned_bytes", pinned}, {"pids", std::move(pids)}};
 }
 
-// Another context may be in the middle of a long ioctl; the report waits a
-// little for it and then says it was busy rather than stall.
-bool lock_briefly(std::mutex& lock)
-{
-    for (int attempt = 0; attempt < 100; ++attempt) {
-        if (lock.try_lock())
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+// Another context may be in the middle of a long ioctl. The report waits a
+// little for each, within one budget for the whole report (it holds the
+// registry, which opening and closing files need), and then says "busy"
+// rather than stall.
+class LockBudget {
+public:
+    bool lock(std::mutex& lock)
+    {
+        while (!lock.try_lock()) {
+            if (std::chrono::steady_clock::now() >= deadline_)
+                return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return true;
     }
-    return false;
-}
+
+private:
+    std::chrono::steady_clock::time_point deadline_ =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+};
 
 } // namespace
 
@@ -96,6 +105,7 @@ std::string status_report(Context& own, const StatusQuery& query)
         daemon["socket"] = info.socket;
 
     json contexts = json::array();
+    LockBudget budget;
     registry.for_each([&](Context& ctx) {
         if (query.all_contexts ? (query.viewer_uid != 0 && ctx.origin().uid != query.viewer_uid)
                                : &ctx != &own)
@@ -105,7 +115,7 @@ std::string status_report(Context& own, const StatusQuery& query)
                       {"uid", ctx.origin().uid},
                       {"opened", iso8601(ctx.opened())},
                       {"own", &ctx == &own}};
-        if (lock_briefly(ctx.lock())) {
+        if (budget.lock(ctx.lock())) {
             std::lock_guard guard(ctx.lock(), std::adopt_lock);
             entry.update(describe_context(ctx));
         } else {

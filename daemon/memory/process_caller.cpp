@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 #include <sys/uio.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <charconv>
@@ -50,20 +52,39 @@ std::uint64_t read_start_time(pid_t pid)
     return value;
 }
 
-std::uint64_t read_cap_effective(pid_t pid)
+struct ProcessStatus {
+    std::uint64_t cap_effective = 0;
+    std::array<uid_t, 4> uids{}; // real, effective, saved, filesystem
+    bool has_uids = false;
+};
+
+ProcessStatus read_status(pid_t pid)
 {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    ProcessStatus out;
     std::string line;
     while (std::getline(status, line)) {
-        if (line.rfind("CapEff:", 0) != 0)
-            continue;
-        std::uint64_t caps = 0;
-        auto begin = line.find_first_not_of(" \t", 7);
-        if (begin != std::string::npos)
-            std::from_chars(line.data() + begin, line.data() + line.size(), caps, 16);
-        return caps;
+        if (line.rfind("CapEff:", 0) == 0) {
+            auto begin = line.find_first_not_of(" \t", 7);
+            if (begin != std::string::npos)
+                std::from_chars(line.data() + begin, line.data() + line.size(),
+                                out.cap_effective, 16);
+        } else if (line.rfind("Uid:", 0) == 0) {
+            const char* p = line.data() + 4;
+            const char* end = line.data() + line.size();
+            std::size_t n = 0;
+            for (; n < out.uids.size(); ++n) {
+                while (p < end && (*p == ' ' || *p == '\t'))
+                    ++p;
+                auto [next, ec] = std::from_chars(p, end, out.uids[n]);
+                if (ec != std::errc{})
+                    break;
+                p = next;
+            }
+            out.has_uids = n == out.uids.size();
+        }
     }
-    return 0;
+    return out;
 }
 
 } // namespace
@@ -92,8 +113,15 @@ std::unique_ptr<ProcessCaller> ProcessCaller::open(pid_t tgid, uid_t uid)
     // Read identity only after the pidfd pins down which process this is,
     // then confirm that process is still the one behind the pid.
     std::uint64_t start = read_start_time(tgid);
-    std::uint64_t caps = same_user_namespace(tgid) ? read_cap_effective(tgid) : 0;
+    const ProcessStatus status = read_status(tgid);
+    std::uint64_t caps = same_user_namespace(tgid) ? status.cap_effective : 0;
     if (start == 0 || pidfd_send_signal(pidfd.get(), 0, nullptr, 0) != 0)
+        return nullptr;
+    // The uid the kernel gave with the request must be one the process
+    // holds: a pid that was recycled between the request and now names
+    // someone else, whose memory the request has no claim to.
+    if (!status.has_uids ||
+        std::find(status.uids.begin(), status.uids.end(), uid) == status.uids.end())
         return nullptr;
     std::uint64_t key = (start << 22) ^ static_cast<std::uint64_t>(tgid);
     return std::make_unique<ProcessCaller>(Key{}, tgid, uid, std::move(pidfd), std::move(mem), key,

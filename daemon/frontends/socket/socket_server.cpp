@@ -21,6 +21,7 @@
 
 #include "frontends/session.h"
 #include "frontends/worker_pool.h"
+#include "memory/process_caller.h"
 #include "memory/request_caller.h"
 #include "memory/unique_fd.h"
 
@@ -30,6 +31,9 @@ namespace {
 using Token = std::array<std::uint8_t, IOASID_SOCKET_TOKEN_LEN>;
 
 constexpr std::size_t kMaxMessage = sizeof(ioasid_socket_ioctl) + IOASID_SOCKET_MAX_INLINE;
+// Requests one connection may have waiting; forked processes sharing a
+// connection before they rejoin are the only way past one.
+constexpr std::size_t kMaxQueued = 64;
 
 [[noreturn]] void fail(const std::string& what)
 {
@@ -47,6 +51,9 @@ struct Message {
     std::array<std::byte, kMaxMessage> bytes;
     std::size_t length = 0;
     Credentials creds;
+    // Opened when the message arrived, so that the pid cannot have been
+    // recycled by the time a worker serves it.
+    std::shared_ptr<memory::ProcessCaller> process;
 };
 
 void fill_hdr(ioasid_socket_hdr& hdr, ioasid_socket_msg type, std::uint32_t seq,
@@ -89,10 +96,12 @@ public:
     void stop();
 
 private:
-    enum class Event : std::uint64_t { accept = 0, receive = 1, stop = 2 };
+    enum class Event : std::uint64_t { accept = 0, receive = 1, stop = 2, accept_retry = 3 };
     static std::uint64_t tag(Event event, std::uint64_t id) { return id << 2 | static_cast<std::uint64_t>(event); }
 
+    io_uring_sqe* next_sqe();
     void arm_accept();
+    void arm_accept_retry();
     void arm_receive(Connection& conn);
     void arm_stop();
     void on_accept(int res);
@@ -111,6 +120,7 @@ private:
     std::uint64_t stop_value_ = 0;
     io_uring ring_{};
     bool stopping_ = false;
+    bool accept_failing_ = false; // logged once per run of failures
 
     std::uint64_t next_id_ = 1;
     std::map<std::uint64_t, std::shared_ptr<Connection>> connections_; // loop thread only
@@ -143,7 +153,14 @@ SocketServer::Impl::Impl(core::CoreServices& services, SocketOptions options)
         fail("another daemon serves " + options_.path);
     }
     listener_ = memory::UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    ::unlink(options_.path.c_str());
+    struct stat existing {};
+    if (::lstat(options_.path.c_str(), &existing) == 0) {
+        if (!S_ISSOCK(existing.st_mode)) {
+            errno = EEXIST;
+            fail(options_.path + " exists and is not a socket");
+        }
+        ::unlink(options_.path.c_str());
+    }
     if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
         fail("bind " + options_.path);
     if (::chmod(options_.path.c_str(), options_.mode) != 0 ||
@@ -178,16 +195,39 @@ void SocketServer::Impl::stop()
     [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof(one));
 }
 
+// The submission ring is smaller than the number of completions one wait
+// can bring, each of which re-arms something: when it is full, hand what it
+// holds to the kernel and take the freed slot.
+io_uring_sqe* SocketServer::Impl::next_sqe()
+{
+    for (;;) {
+        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_))
+            return sqe;
+        if (int rc = io_uring_submit(&ring_); rc < 0 && rc != -EINTR && rc != -EBUSY)
+            throw std::system_error(-rc, std::generic_category(), "io_uring_submit");
+    }
+}
+
 void SocketServer::Impl::arm_accept()
 {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = next_sqe();
     io_uring_prep_accept(sqe, listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, tag(Event::accept, 0));
 }
 
+// Out of fds (or memory) the listener stays readable: retrying at once
+// would spin. Try again a little later.
+void SocketServer::Impl::arm_accept_retry()
+{
+    static __kernel_timespec delay{0, 100'000'000};
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_timeout(sqe, &delay, 0, 0);
+    io_uring_sqe_set_data64(sqe, tag(Event::accept_retry, 0));
+}
+
 void SocketServer::Impl::arm_stop()
 {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = next_sqe();
     io_uring_prep_read(sqe, stop_fd_.get(), &stop_value_, sizeof(stop_value_), 0);
     io_uring_sqe_set_data64(sqe, tag(Event::stop, 0));
 }
@@ -200,7 +240,7 @@ void SocketServer::Impl::arm_receive(Connection& conn)
     conn.msg.msg_iovlen = 1;
     conn.msg.msg_control = conn.control.data();
     conn.msg.msg_controllen = conn.control.size();
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = next_sqe();
     io_uring_prep_recvmsg(sqe, conn.fd.get(), &conn.msg, 0);
     io_uring_sqe_set_data64(sqe, tag(Event::receive, conn.id));
 }
@@ -232,6 +272,9 @@ void SocketServer::Impl::run()
             case Event::stop:
                 stopping_ = true;
                 break;
+            case Event::accept_retry:
+                arm_accept();
+                break;
             }
         }
         io_uring_cq_advance(&ring_, seen);
@@ -249,12 +292,16 @@ void SocketServer::Impl::run()
 
 void SocketServer::Impl::on_accept(int res)
 {
-    arm_accept();
     if (res < 0) {
-        // Out of fds or memory: the client sees its connect fail; go on.
-        spdlog::warn("socket: accept: {}", std::strerror(-res));
+        // The client waiting in the backlog is taken on the next try.
+        if (!accept_failing_)
+            spdlog::warn("socket: accept: {}; retrying every 100 ms", std::strerror(-res));
+        accept_failing_ = true;
+        arm_accept_retry();
         return;
     }
+    accept_failing_ = false;
+    arm_accept();
     auto conn = std::make_shared<Connection>();
     conn->id = next_id_++;
     conn->fd = memory::UniqueFd(res);
@@ -318,7 +365,15 @@ void SocketServer::Impl::handle(const std::shared_ptr<Connection>& conn,
             valid = conn->session && message->length >= sizeof(ioasid_socket_ioctl) &&
                     message->length - sizeof(ioasid_socket_ioctl) == hdr.length;
             if (valid) {
+                message->process = conn->session->callers().get(message->creds.pid,
+                                                                message->creds.uid);
                 std::lock_guard guard(conn->queue_lock);
+                // A client waits for each answer (the transport never has
+                // more than one call in flight per process); one that
+                // piles up requests without reading is not a client.
+                valid = conn->queue.size() < kMaxQueued;
+                if (!valid)
+                    break;
                 conn->queue.push_back(std::move(message));
                 if (!conn->running) {
                     conn->running = true;
@@ -417,8 +472,7 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
         std::span(message.bytes).subspan(sizeof(request), request.hdr.length);
 
     const Credentials& creds = message.creds;
-    std::shared_ptr<memory::Caller> process = conn.session->callers().get(creds.pid, creds.uid);
-    auto caller = std::make_shared<memory::RequestCaller>(std::move(process), creds.uid,
+    auto caller = std::make_shared<memory::RequestCaller>(std::move(message.process), creds.uid,
                                                           creds.pid, request.arg, inline_bytes);
     const int rc = conn.session->ioctl(request.cmd, caller, request.arg, creds.pid);
 
@@ -432,10 +486,16 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
     out.reply.result = rc;
     out.reply.out_offset = caller->unsent_offset();
     std::memcpy(out.bytes.data(), unsent.data(), unsent.size());
-    // A client that stopped reading only blocks this worker; MSG_NOSIGNAL
-    // because a client that went away must not take the daemon with it.
-    [[maybe_unused]] ssize_t n =
-        ::send(conn.fd.get(), &out, sizeof(out.reply) + unsent.size(), MSG_NOSIGNAL);
+    // The client is waiting for this answer, so its socket has room; one
+    // that does not read it must not hold this worker, and one that went
+    // away must not take the daemon with it (MSG_NOSIGNAL).
+    if (::send(conn.fd.get(), &out, sizeof(out.reply) + unsent.size(),
+               MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+        errno == EAGAIN) {
+        spdlog::warn("socket: a client of context {} does not read its answers; closing it",
+                     conn.session->context().serial());
+        ::shutdown(conn.fd.get(), SHUT_RDWR);
+    }
 }
 
 SocketServer::SocketServer(core::CoreServices& services, SocketOptions options)
