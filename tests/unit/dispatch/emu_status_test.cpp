@@ -20,6 +20,7 @@
 
 #include "core/access.h"
 #include "core/context.h"
+#include "memory/request_caller.h"
 #include "test_support.h"
 
 namespace {
@@ -345,7 +346,8 @@ TEST_CASE("EMU_STATUS: IOASID_STATUS_ALL lists every context of the viewer's uid
     std::uint32_t id = 0;
     {
         iommu_ioas_alloc alloc{.size = sizeof(alloc), .flags = 0, .out_ioas_id = 0};
-        REQUIRE(second.caller->memory().write(kStructAddr, std::as_bytes(std::span(&alloc, 1))) == 0);
+        REQUIRE(second.caller->memory().write(kStructAddr,
+                                              std::as_bytes(std::span(&alloc, 1))) == 0);
         REQUIRE(dispatch::ioctl(second.ctx, IOMMU_IOAS_ALLOC, second.caller, kStructAddr) == 0);
         REQUIRE(second.caller->memory().read(kStructAddr,
                                              std::as_writable_bytes(std::span(&alloc, 1))) == 0);
@@ -390,6 +392,38 @@ TEST_CASE("EMU_STATUS: IOASID_STATUS_ALL lists every context of the viewer's uid
         REQUIRE(self);
         CHECK_FALSE(self->contains("busy"));
     }
+}
+
+TEST_CASE("EMU_STATUS: a root viewer sees the contexts of every uid", "[emu_status]")
+{
+    core::CoreServices services;
+    Peer mine(services);
+    Peer other_user(services, kUid + 1);
+    Peer root_owned(services, 0);
+
+    // The same client memory, with the kernel-reported uid 0 (a socket
+    // request's caller takes its uid from SCM_CREDENTIALS).
+    auto as_root = std::make_shared<memory::RequestCaller>(mine.caller, 0, ::getpid(), 0,
+                                                           std::span<std::byte>());
+    REQUIRE(as_root->uid() == 0);
+    json all = report_on(mine.ctx, as_root, IOASID_STATUS_ALL);
+    CHECK(all.at("contexts").size() == 3);
+    CHECK(context_entry(all, mine.ctx.serial()));
+    auto theirs = context_entry(all, other_user.ctx.serial());
+    REQUIRE(theirs);
+    CHECK(theirs->at("uid") == kUid + 1);
+    CHECK(theirs->at("own") == false);
+    CHECK(context_entry(all, root_owned.ctx.serial()));
+
+    // Without the flag, root too sees only its own file.
+    json own = report_on(mine.ctx, as_root, 0);
+    REQUIRE(own.at("contexts").size() == 1);
+    CHECK(own.at("contexts")[0].at("id") == mine.ctx.serial());
+
+    // uid 1000 sees neither the other uid's nor root's context.
+    json limited = mine.report(IOASID_STATUS_ALL);
+    REQUIRE(limited.at("contexts").size() == 1);
+    CHECK(limited.at("contexts")[0].at("id") == mine.ctx.serial());
 }
 
 TEST_CASE("EMU_STATUS: a destroyed context leaves the registry and the report", "[emu_status]")

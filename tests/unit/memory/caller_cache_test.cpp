@@ -139,12 +139,12 @@ TEST_CASE("CallerCache: a second get returns the cached caller", "[caller_cache]
         CHECK(cache.get(::getpid(), ::getuid()) == first);
         CHECK(cache.get(t.tid, ::getuid()) == other);
     }
-    SECTION("the uid is part of the key")
+    SECTION("a uid the process does not hold gets nothing, and leaves the entry alone")
     {
-        auto as_other = cache.get(::getpid(), ::getuid() + 1);
-        REQUIRE(as_other);
-        CHECK(as_other != first);
-        CHECK(as_other->uid() == ::getuid() + 1);
+        // The kernel-reported uid must be one of the process's (real,
+        // effective, saved, filesystem): a recycled pid names someone else.
+        CHECK(cache.get(::getpid(), ::getuid() + 1) == nullptr);
+        CHECK(cache.get(::getpid(), ::getuid() + 1) == nullptr);
         CHECK(cache.get(::getpid(), ::getuid()) == first);
         CHECK(first->uid() == ::getuid());
     }
@@ -207,6 +207,20 @@ TEST_CASE("CallerCache: an exited child's entry is not reused", "[caller_cache]"
     CHECK(cache.get(child.pid, ::getuid()) == caller);
 
     const pid_t pid = child.pid;
+    SECTION("killed but not yet reaped: the old entry is not reused")
+    {
+        ::kill(pid, SIGKILL);
+        // Wait until it is a zombie, its address space gone.
+        for (int i = 0; i < 2000 && caller->same_address_space(); ++i)
+            ::usleep(1000);
+        REQUIRE_FALSE(caller->same_address_space());
+        auto zombie = cache.get(pid, ::getuid());
+        if (zombie) {
+            CHECK(zombie != caller);
+            CHECK(read_marker(*zombie, &err).empty());
+            CHECK(err != 0);
+        }
+    }
     child.kill_and_reap();
     CHECK_FALSE(caller->same_address_space());
     CHECK(read_marker(*caller, &err).empty());

@@ -168,7 +168,8 @@ TEST_CASE("RequestCaller: a read outside the inline bytes goes to the process", 
     }
 }
 
-TEST_CASE("RequestCaller: a read across an edge of the inline bytes takes each part from its source",
+TEST_CASE("RequestCaller: a read across an edge of the inline bytes takes each part from "
+          "its source",
           "[request_caller]")
 {
     Env env;
