@@ -54,6 +54,10 @@ done
 # Absolute paths: LD_PRELOAD must not depend on the current directory.
 ioasidd=$(readlink -f "$ioasidd")
 preload=$(readlink -f "$preload")
+# In a sanitizer build the shim needs the ASan runtime loaded before it:
+# preload the runtime the shim itself was linked against, first.
+asan_runtime=$(ldd "$preload" 2>/dev/null | awk '/libasan\.so/ { print $3; exit }')
+[ -n "$asan_runtime" ] && preload="$asan_runtime $preload"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ioasid-it.XXXXXX") || exit 2
 # Reachable by an unprivileged client (it_memlock drops to uid 65534).
@@ -133,7 +137,7 @@ export IOASID_SOCKET=$sock IOASID_TEST_DEVICE=$device IOASID_TEST_DAEMON_PID=$da
 pids=()
 for ((c = 0; c < copies; c++)); do
 	# setsid: the program and all its children form one process group.
-	LD_PRELOAD=$preload setsid "$@" &
+	LD_PRELOAD="$preload" setsid "$@" &
 	pids+=($!)
 done
 prog_status=0
