@@ -110,6 +110,8 @@ CuseServer::Impl::Impl(core::CoreServices& services, CuseOptions options)
     const char* argv[] = {"ioasidd", nullptr};
     fuse_args args = FUSE_ARGS_INIT(1, const_cast<char**>(argv));
     session_ = cuse_lowlevel_new(&args, &ci, &ops, this);
+    // Parsing may have copied the arguments into memory of its own.
+    fuse_opt_free_args(&args);
     if (!session_) {
         errno = ENOMEM;
         throw std::system_error(errno, std::generic_category(), "cuse_lowlevel_new");
