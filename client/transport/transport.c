@@ -411,15 +411,21 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 	if (!conn)
 		return -EBADF;
 
-	/* Every iommufd struct starts with its size; send that much inline. */
+	/* Every iommufd struct starts with its size; send that much inline.
+	 * One read usually does: the first bytes up to the end of their page
+	 * (never a fault that a shorter struct would not have), enough for any
+	 * iommufd struct; only a longer one needs a second read. */
 	struct ioctl_message msg;
-	uint32_t size = 0;
 	size_t inline_len = 0;
-	if (read_own_memory(arg, &size, sizeof(size)) == sizeof(size)) {
+	size_t first = 4096 - (arg & 4095);
+	size_t got = read_own_memory(arg, msg.bytes, first < 128 ? first : 128);
+	if (got >= sizeof(uint32_t)) {
+		uint32_t size;
+		memcpy(&size, msg.bytes, sizeof(size));
 		size_t want = size < sizeof(size) ? sizeof(size) : size;
 		if (want > sizeof(msg.bytes))
 			want = sizeof(msg.bytes);
-		inline_len = read_own_memory(arg, msg.bytes, want);
+		inline_len = want <= got ? want : read_own_memory(arg, msg.bytes, want);
 	}
 
 	pthread_mutex_lock(&conn->lock);
