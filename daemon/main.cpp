@@ -17,9 +17,10 @@
 #include <optional>
 #include <system_error>
 #include <thread>
-#include <toml++/toml.h>
 #include <vector>
 
+#include "config/topology.h"
+#include "machine.h"
 #include "core/context.h"
 #include "frontends/cuse/cuse_server.h"
 #include "frontends/session.h"
@@ -42,19 +43,24 @@ void setup_logging(const DaemonOptions& options)
     frontends::set_tracing(options.trace);
 }
 
-// Not yet used to build devices (the hardware models will); read now so a
-// bad file is refused at start-up rather than ignored.
-bool check_topology(const std::string& path)
+// Builds the emulated units and devices from the topology file, or the
+// embedded default, before detaching, so that a bad file is refused where
+// the user sees it.
+bool build_hardware(const std::string& path, core::CoreServices& services)
 {
-    if (path.empty())
-        return true;
+    std::string error;
+    std::optional<config::Topology> topology =
+        path.empty() ? std::optional(config::default_topology()) : config::load_topology_file(path, &error);
     try {
-        (void)toml::parse_file(path);
-        return true;
-    } catch (const toml::parse_error& error) {
-        std::fprintf(stderr, "ioasidd: %s: %s\n", path.c_str(), error.what());
-        return false;
+        if (topology) {
+            build_machine(*topology, services.phys, services.hardware);
+            return true;
+        }
+    } catch (const std::exception& e) {
+        error = e.what();
     }
+    std::fprintf(stderr, "ioasidd: %s\n", error.c_str());
+    return false;
 }
 
 // Detaches from the terminal. The parent stays until the child reports
@@ -161,7 +167,7 @@ bool cuse_available()
     return ::access("/dev/cuse", R_OK | W_OK) == 0;
 }
 
-int serve(const DaemonOptions& options)
+int serve(const DaemonOptions& options, core::CoreServices& services)
 {
     // The signals that stop us are taken synchronously by sigwait() below;
     // every thread created from here on inherits the mask.
@@ -182,7 +188,6 @@ int serve(const DaemonOptions& options)
         daemonizer.detach();
     setup_logging(options);
 
-    core::CoreServices services;
     Transports transports(services);
     const uid_t owner = options.owner.value_or(static_cast<uid_t>(-1));
     const gid_t group = options.group.value_or(static_cast<gid_t>(-1));
@@ -223,9 +228,9 @@ int serve(const DaemonOptions& options)
         info.socket = socket_path;
     }
     services.registry.set_daemon_info(info);
-    if (!options.topology.empty())
-        spdlog::info("topology {} read; emulated devices come with the hardware models",
-                     options.topology);
+    spdlog::info("{} units, {} devices from {}", services.hardware.units().size(),
+                 services.hardware.devices().size(),
+                 options.topology.empty() ? "the built-in topology" : options.topology);
     transports.start();
     if (!transports.wait_until_serving()) {
         spdlog::error("cannot start: the kernel did not create /dev/{}", options.devname);
@@ -257,7 +262,8 @@ int main(int argc, char** argv)
     std::optional<ioasid::DaemonOptions> options = ioasid::parse_options(argc, argv, &exit_code);
     if (!options)
         return exit_code;
-    if (!ioasid::check_topology(options->topology))
-        return 1;
-    return ioasid::serve(*options);
+    ioasid::core::CoreServices services;
+    if (!ioasid::build_hardware(options->topology, services))
+        return 2;
+    return ioasid::serve(*options, services);
 }

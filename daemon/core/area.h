@@ -18,6 +18,8 @@ struct Area : boost::intrusive::set_base_hook<> {
     bool readable = false;
     bool writable = false;
     std::uint32_t num_accesses = 0; // pins taken through accesses
+    // The pages are pinned once for all domains of the IOAS, while it has any.
+    bool pinned_for_domains = false;
     // Set once an unmap has asked the holders to let go; from then on no
     // new pin or copy may start on the area.
     bool prevent_access = false;

@@ -25,9 +25,11 @@ Context::~Context()
     vfio_ioas_ = nullptr;
     // The users of accesses live in the daemon and go with the file, so
     // their references are dropped before the leaves-first teardown.
+    // Bound devices too: closing the file unbinds them, which detaches
+    // them from their HWPTs first.
     std::vector<std::uint32_t> accesses;
     objects_.for_each([&](const Object& object) {
-        if (object.type() == ObjectType::access)
+        if (object.type() == ObjectType::access || object.type() == ObjectType::device)
             accesses.push_back(object.id());
     });
     for (std::uint32_t id : accesses) {

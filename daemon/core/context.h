@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "context_registry.h"
+#include "hardware.h"
 #include "memory/caller.h"
 #include "memory/phys_space.h"
 #include "object_table.h"
@@ -26,6 +27,7 @@ struct CoreServices {
     PinAccounting accounting;
     memory::PhysSpace phys;
     ContextRegistry registry;
+    Hardware hardware;
 };
 
 // Who opened a context and how, as the status report shows it.

@@ -217,6 +217,7 @@ int IoPagetable::map_pages(std::span<const PagesSlice> slices, std::uint64_t len
         at += slice.length;
     }
     at = *iova;
+    std::vector<Area*> added;
     for (const PagesSlice& slice : slices) {
         auto area = std::make_unique<Area>();
         area->iova = {at, at + slice.length - 1};
@@ -225,8 +226,20 @@ int IoPagetable::map_pages(std::span<const PagesSlice> slices, std::uint64_t len
         area->readable = readable;
         area->writable = writable;
         free_.occupy(area->iova);
+        added.push_back(area.get());
         areas_.insert(*area.release());
         at += slice.length;
+    }
+    // Every domain gets the new areas before the map returns, as
+    // iopt_fill_domains_pages() does; a failure takes them all back.
+    for (std::size_t i = 0; i < added.size(); ++i) {
+        if (int rc = fill_area(*added[i])) {
+            for (std::size_t j = 0; j < i; ++j)
+                unfill_area(*added[j]);
+            for (Area* area : added)
+                remove_area(*area);
+            return rc;
+        }
     }
     return 0;
 }
@@ -282,6 +295,7 @@ int IoPagetable::unmap_range(IovaRange range, std::uint64_t* unmapped)
                 return -EDEADLOCK;
         }
         IovaRange removed = area.iova;
+        unfill_area(area);
         remove_area(area);
         *unmapped += removed.last - removed.first + 1;
         if (removed.last >= range.last)
@@ -336,25 +350,171 @@ void IoPagetable::for_each_usable_range(const std::function<void(IovaRange)>& fn
         fn({next, kUlongMax});
 }
 
+int IoPagetable::check_alignment(std::uint64_t alignment) const
+{
+    const std::uint64_t mask = alignment - 1;
+    for (const Area& area : areas_)
+        if ((area.iova.first & mask) || (area.length() & mask) || (area.page_offset() & mask))
+            return -EADDRINUSE;
+    return 0;
+}
+
 int IoPagetable::calculate_iova_alignment()
 {
     std::uint64_t alignment = disable_large_pages_ ? kPageSize : 1;
     for (const PinHolder* holder : holders_)
         alignment = std::max(alignment, holder->iova_alignment());
-    if (alignment > iova_alignment_) {
-        const std::uint64_t mask = alignment - 1;
-        for (const Area& area : areas_)
-            if ((area.iova.first & mask) || (area.length() & mask) || (area.page_offset() & mask))
-                return -EADDRINUSE;
-    }
+    for (const hw::Domain* domain : domains_)
+        alignment = std::max(alignment, domain->geometry().min_page());
+    if (alignment > iova_alignment_)
+        if (int rc = check_alignment(alignment))
+            return rc;
     iova_alignment_ = alignment;
     return 0;
+}
+
+// The pages behind an area go into a domain in runs that are contiguous in
+// physical memory, so the domain can use large leaves where they fit.
+int IoPagetable::map_area(const Area& area, hw::Domain& domain) const
+{
+    const hw::Prot prot{area.readable, area.writable};
+    const std::uint64_t max_leaf = disable_large_pages_ ? kPageSize : UINT64_MAX;
+    std::uint64_t iova = area.iova.first;
+    std::uint64_t byte = area.start_byte;
+    std::uint64_t left = area.length();
+    while (left) {
+        const std::uint64_t run_iova = iova;
+        const std::uint64_t run_pa = *area.pages->phys_addr(byte / kPageSize) + byte % kPageSize;
+        std::uint64_t run = 0;
+        do {
+            const std::uint64_t piece = std::min(left, kPageSize - byte % kPageSize);
+            run += piece;
+            iova += piece;
+            byte += piece;
+            left -= piece;
+        } while (left && *area.pages->phys_addr(byte / kPageSize) == run_pa + run);
+        if (int rc = domain.map(run_iova, run_pa, run, prot, max_leaf)) {
+            if (run_iova != area.iova.first)
+                domain.unmap(area.iova.first, run_iova - area.iova.first);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int IoPagetable::fill_area(Area& area)
+{
+    if (domains_.empty())
+        return 0;
+    if (!area.pinned_for_domains) {
+        if (int rc = area.pages->pin(area.first_index(), area.last_index()))
+            return rc;
+        area.pinned_for_domains = true;
+    }
+    for (std::size_t i = 0; i < domains_.size(); ++i) {
+        if (int rc = map_area(area, *domains_[i])) {
+            for (std::size_t j = 0; j < i; ++j)
+                domains_[j]->unmap(area.iova.first, area.length());
+            area.pages->unpin(area.first_index(), area.last_index());
+            area.pinned_for_domains = false;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void IoPagetable::unfill_area(Area& area)
+{
+    for (hw::Domain* domain : domains_)
+        domain->unmap(area.iova.first, area.length());
+    if (area.pinned_for_domains) {
+        area.pages->unpin(area.first_index(), area.last_index());
+        area.pinned_for_domains = false;
+    }
+}
+
+int IoPagetable::add_domain(hw::Domain& domain)
+{
+    const hw::Geometry& geometry = domain.geometry();
+    const std::uint64_t alignment = std::max(geometry.min_page(), iova_alignment_);
+    // Pages are pinned in 4 KiB units; a domain must take them one by one.
+    if (alignment > kPageSize)
+        return -EINVAL;
+    if (alignment != iova_alignment_)
+        if (int rc = check_alignment(alignment))
+            return rc;
+    // Nothing may be mapped, or be mappable, outside the aperture.
+    if (geometry.aperture.first != 0)
+        if (int rc = reserve({0, geometry.aperture.first - 1}, &domain)) {
+            remove_reserved(&domain);
+            return rc;
+        }
+    if (geometry.aperture.last != kUlongMax)
+        if (int rc = reserve({geometry.aperture.last + 1, kUlongMax}, &domain)) {
+            remove_reserved(&domain);
+            return rc;
+        }
+
+    const bool first = domains_.empty();
+    std::vector<Area*> filled;
+    auto undo = [&](int rc) {
+        for (Area* area : filled) {
+            domain.unmap(area->iova.first, area->length());
+            if (first) {
+                area->pages->unpin(area->first_index(), area->last_index());
+                area->pinned_for_domains = false;
+            }
+        }
+        remove_reserved(&domain);
+        return rc;
+    };
+    for (Area& area : areas_) {
+        if (first) {
+            if (int rc = area.pages->pin(area.first_index(), area.last_index()))
+                return undo(rc);
+            area.pinned_for_domains = true;
+        }
+        if (int rc = map_area(area, domain)) {
+            if (first) {
+                area.pages->unpin(area.first_index(), area.last_index());
+                area.pinned_for_domains = false;
+            }
+            return undo(rc);
+        }
+        filled.push_back(&area);
+    }
+    domains_.push_back(&domain);
+    iova_alignment_ = alignment;
+    return 0;
+}
+
+void IoPagetable::remove_domain(hw::Domain& domain)
+{
+    auto it = std::find(domains_.begin(), domains_.end(), &domain);
+    assert(it != domains_.end());
+    if (it == domains_.end())
+        return;
+    domains_.erase(it);
+    for (Area& area : areas_) {
+        domain.unmap(area.iova.first, area.length());
+        if (domains_.empty() && area.pinned_for_domains) {
+            area.pages->unpin(area.first_index(), area.last_index());
+            area.pinned_for_domains = false;
+        }
+    }
+    remove_reserved(&domain);
+    int rc = calculate_iova_alignment();
+    assert(rc == 0);
+    (void)rc;
 }
 
 int IoPagetable::disable_large_pages()
 {
     if (disable_large_pages_)
         return 0;
+    // Areas already in a domain may sit in large leaves it cannot split.
+    if (!domains_.empty() && !areas_.empty())
+        return -EINVAL;
     disable_large_pages_ = true;
     if (int rc = calculate_iova_alignment()) {
         disable_large_pages_ = false;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "area.h"
+#include "hwmodels/common/domain.h"
 #include "iova.h"
 #include "iova_free_space.h"
 
@@ -62,6 +63,16 @@ public:
     [[nodiscard]] int disable_large_pages();
     void enable_large_pages();
 
+    // Domains (the page tables of HWPTs) mirror every area. Adding one
+    // fills it with every area, pinning pages when it is the first: errors
+    // as iopt_table_add_domain() gives them (-EINVAL for a page size above
+    // 4 KiB, -EADDRINUSE for areas outside its aperture or misaligned,
+    // -EFAULT/-ENOMEM from pinning, -ENOMEM for table memory).
+    [[nodiscard]] int add_domain(hw::Domain& domain);
+    void remove_domain(hw::Domain& domain);
+    [[nodiscard]] bool has_domains() const { return !domains_.empty(); }
+    [[nodiscard]] std::span<hw::Domain* const> domains() const { return domains_; }
+
     // Pins for a PinHolder; -ENOENT unless contiguous areas cover the range,
     // -EPERM for a write pin on an area mapped without WRITEABLE.
     [[nodiscard]] int add_holder(PinHolder& holder);
@@ -92,6 +103,10 @@ private:
     [[nodiscard]] int check_iova(std::uint64_t iova, std::uint64_t length) const;
     [[nodiscard]] int calculate_iova_alignment();
     void remove_area(Area& area);
+    [[nodiscard]] int fill_area(Area& area);
+    void unfill_area(Area& area);
+    [[nodiscard]] int map_area(const Area& area, hw::Domain& domain) const;
+    [[nodiscard]] int check_alignment(std::uint64_t alignment) const;
     void rebuild_windows_and_free_space();
     void release_into_windows(IovaRange range);
 
@@ -101,6 +116,7 @@ private:
     std::vector<IovaRange> windows_;                  // where automatic IOVAs may go
     IovaFreeSpace free_;
     std::vector<PinHolder*> holders_;
+    std::vector<hw::Domain*> domains_;
     std::uint64_t iova_alignment_ = 1;
     bool disable_large_pages_ = false;
 };

@@ -36,6 +36,50 @@ int ioas_map(Context& ctx, const std::shared_ptr<memory::Caller>& caller, const 
                                   request.writable, !request.fixed_iova);
 }
 
+// The order of Linux 6.13: ioas.c iommufd_ioas_map_file(), then
+// io_pagetable.c iopt_map_file_pages() and pages.c iopt_alloc_file_pages().
+int ioas_map_file(Context& ctx, const std::shared_ptr<memory::Caller>& caller,
+                  const MapFileRequest& request, std::uint64_t* iova)
+{
+    if (request.iova >= kUlongMax || request.length >= kUlongMax)
+        return -EOVERFLOW;
+    if (!request.readable && !request.writable)
+        return -EINVAL;
+    Ioas* ioas = ctx.objects().find_as<Ioas>(request.ioas_id);
+    if (!ioas)
+        return -ENOENT;
+
+    // fget(): a descriptor the caller does not have, or an O_PATH one.
+    memory::UniqueFd file;
+    if (int rc = caller->take_fd(request.fd, &file))
+        return rc;
+    memory::FileFacts facts;
+    if (memory::describe_file(file.get(), &facts) || facts.path_only)
+        return -EBADF;
+    // The pins are charged to the process that maps, as the kernel charges
+    // current's user and mm; one whose descriptors the daemon reached is
+    // one it can name.
+    std::shared_ptr<memory::Caller> owner = caller->lasting();
+    if (!owner)
+        return -EBADF;
+
+    // A writable map of a file not open for writing, or write-sealed, is
+    // -EPERM, which 6.13 itself does not check: it pins the pages for write
+    // whatever the descriptor allows (a later fix, "Require write access
+    // for writable MAP_FILE mappings", refuses it with -EPERM). The daemon
+    // cannot write through such a file at all, and must not reopen it with
+    // rights the client lacks.
+    std::shared_ptr<Pages> pages;
+    if (int rc = Pages::create_file(std::move(owner), std::move(file), facts, request.start,
+                                    request.length, request.writable, ctx.account_mode(),
+                                    ctx.pin_services(), &pages))
+        return rc;
+    PagesSlice slice{pages, request.start - pages->uptr(), request.length};
+    *iova = request.iova;
+    return ioas->iopt().map_pages({&slice, 1}, request.length, iova, request.readable,
+                                  request.writable, !request.fixed_iova);
+}
+
 int ioas_copy(Context& ctx, const CopyRequest& request, std::uint64_t* dst_iova)
 {
     if (request.length >= kUlongMax || request.src_iova >= kUlongMax ||

@@ -14,6 +14,8 @@
 
 namespace ioasid::core {
 
+class HwptPaging;
+
 class Ioas final : public Object {
 public:
     static constexpr ObjectType kType = ObjectType::ioas;
@@ -21,14 +23,30 @@ public:
 
     [[nodiscard]] IoPagetable& iopt() { return iopt_; }
     [[nodiscard]] const IoPagetable& iopt() const { return iopt_; }
+    // Every paging HWPT on this IOAS, oldest first: automatic domains are
+    // tried in this order when a device attaches to the IOAS.
+    [[nodiscard]] std::vector<HwptPaging*>& hwpts() { return hwpts_; }
+    [[nodiscard]] const std::vector<HwptPaging*>& hwpts() const { return hwpts_; }
 
 private:
     IoPagetable iopt_;
+    std::vector<HwptPaging*> hwpts_;
 };
 
 struct MapRequest {
     std::uint32_t ioas_id;
     std::uint64_t user_va;
+    std::uint64_t length;
+    std::uint64_t iova; // used when fixed_iova
+    bool fixed_iova;
+    bool readable;
+    bool writable;
+};
+
+struct MapFileRequest {
+    std::uint32_t ioas_id;
+    std::int32_t fd; // in the caller's descriptor table
+    std::uint64_t start;
     std::uint64_t length;
     std::uint64_t iova; // used when fixed_iova
     bool fixed_iova;
@@ -54,6 +72,12 @@ struct CopyRequest {
 // IOMMU_IOAS_MAP of `caller`'s memory; *iova gets the IOVA used.
 [[nodiscard]] int ioas_map(Context& ctx, const std::shared_ptr<memory::Caller>& caller,
                            const MapRequest& request, std::uint64_t* iova);
+
+// IOMMU_IOAS_MAP_FILE (Linux 6.13) of a file the caller holds open; *iova
+// gets the IOVA used. The mapping keeps the daemon's own reference to the
+// file.
+[[nodiscard]] int ioas_map_file(Context& ctx, const std::shared_ptr<memory::Caller>& caller,
+                                const MapFileRequest& request, std::uint64_t* iova);
 
 // IOMMU_IOAS_COPY; *dst_iova gets the IOVA used.
 [[nodiscard]] int ioas_copy(Context& ctx, const CopyRequest& request, std::uint64_t* dst_iova);

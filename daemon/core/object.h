@@ -13,6 +13,8 @@
 namespace ioasid::core {
 
 enum class ObjectType {
+    device,
+    hwpt_paging,
     ioas,
     access,
 };

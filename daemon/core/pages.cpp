@@ -1,12 +1,138 @@
 #include "pages.h"
 
+#include <atomic>
 #include <cassert>
 #include <cerrno>
+#include <mutex>
 #include <vector>
 
 namespace ioasid::core {
 
 using Interval = boost::icl::discrete_interval<std::uint64_t>;
+
+namespace {
+
+// IOMMU_IOAS_MAP: the process's memory as it is mapped when it is reached.
+class UserSource final : public PagesSource {
+public:
+    UserSource(std::shared_ptr<memory::Caller> process, std::uint64_t uptr)
+        : process_(std::move(process)), uptr_(uptr)
+    {
+    }
+
+    int check_range(std::uint64_t offset, std::uint64_t length, bool for_write) override
+    {
+        return process_->memory().check_mapped(uptr_ + offset, length, for_write);
+    }
+    int read(std::uint64_t offset, std::span<std::byte> out) override
+    {
+        return process_->memory().read(uptr_ + offset, out);
+    }
+    int write(std::uint64_t offset, std::span<const std::byte> in) override
+    {
+        return process_->memory().write(uptr_ + offset, in);
+    }
+
+private:
+    std::shared_ptr<memory::Caller> process_;
+    std::uint64_t uptr_;
+};
+
+// IOMMU_IOAS_MAP_FILE: pages of a file. The daemon holds its own
+// descriptor, as the kernel holds a file reference, so nothing the client
+// does with its descriptor or its mappings takes the pages away. It maps
+// them into its own address space on first use rather than at MAP time: the
+// kernel touches nothing before it pins, and a window as large as the
+// lengths it accepts may not fit.
+class FileSource final : public PagesSource {
+public:
+    FileSource(memory::UniqueFd file, const memory::FileFacts& facts, std::uint64_t start,
+               std::uint64_t length, bool writable)
+        : file_(std::move(file)), facts_(facts), start_(start), length_(length), writable_(writable)
+    {
+    }
+
+    int check_range(std::uint64_t offset, std::uint64_t length, bool) override
+    {
+        // memfd_pin_folios() takes shmem and hugetlbfs files only.
+        if (!facts_.memfd_like)
+            return -EINVAL;
+        // It allocates the pages of holes, but no page at or past the end
+        // of the file (shmem_get_folio_gfp() with SGP_CACHE: -EINVAL).
+        std::uint64_t size;
+        if (memory::file_size(file_.get(), &size))
+            return -EINVAL;
+        const std::uint64_t pages_end = (size + kPageSize - 1) & ~(kPageSize - 1);
+        std::uint64_t end;
+        if (__builtin_add_overflow(start_, offset, &end) ||
+            __builtin_add_overflow(end, length, &end) || end > pages_end)
+            return -EINVAL;
+        return ensure_mapped();
+    }
+
+    // The kernel copies through pinned pages, pinning them for the copy
+    // when nobody has (so -EINVAL past the end of the file). The client may
+    // shrink the file at any time; a page it cut off faults in the copy,
+    // which then answers as that pin would have.
+    int read(std::uint64_t offset, std::span<std::byte> out) override
+    {
+        if (!facts_.memfd_like)
+            return -EINVAL;
+        if (int rc = ensure_mapped())
+            return rc;
+        return mapping_.read(delta_ + offset, out) ? -EINVAL : 0;
+    }
+    int write(std::uint64_t offset, std::span<const std::byte> in) override
+    {
+        if (!facts_.memfd_like)
+            return -EINVAL;
+        if (int rc = ensure_mapped())
+            return rc;
+        return mapping_.write(delta_ + offset, in) ? -EINVAL : 0;
+    }
+
+private:
+    // Maps the pages' window once, in the file's own page size (hugetlbfs
+    // maps whole huge pages only). Copies may come from several threads.
+    int ensure_mapped()
+    {
+        if (mapped_.load(std::memory_order_acquire))
+            return 0;
+        std::lock_guard guard(map_lock_);
+        if (mapped_.load(std::memory_order_relaxed))
+            return 0;
+        const std::uint64_t unit = facts_.page_size;
+        const std::uint64_t first = start_ & ~(unit - 1);
+        std::uint64_t end;
+        if (__builtin_add_overflow(start_, length_, &end) ||
+            __builtin_add_overflow(end, unit - 1, &end))
+            return -ENOMEM;
+        end &= ~(unit - 1);
+        if (int rc = memory::MappedFile::map(file_.get(), first, end - first, writable_, &mapping_))
+            return rc;
+        delta_ = start_ - first;
+        mapped_.store(true, std::memory_order_release);
+        return 0;
+    }
+
+    memory::UniqueFd file_;
+    memory::FileFacts facts_;
+    std::uint64_t start_;  // file offset of the first page
+    std::uint64_t length_; // whole pages
+    bool writable_;
+
+    std::mutex map_lock_;
+    std::atomic<bool> mapped_{false};
+    memory::MappedFile mapping_;
+    std::uint64_t delta_ = 0; // where the first page lies in mapping_
+};
+
+AccountMode mode_for(const memory::Caller& owner, AccountMode context_mode)
+{
+    return owner.capable(memory::Capability::ipc_lock) ? AccountMode::none : context_mode;
+}
+
+} // namespace
 
 int Pages::create(std::shared_ptr<memory::Caller> source, std::uint64_t user_va,
                   std::uint64_t length, bool writable, AccountMode context_mode,
@@ -20,17 +146,44 @@ int Pages::create(std::shared_ptr<memory::Caller> source, std::uint64_t user_va,
         return -EOVERFLOW;
     std::uint64_t uptr = user_va & ~(kPageSize - 1);
     std::uint64_t npages = (length + (user_va - uptr) + kPageSize - 1) / kPageSize;
-    AccountMode mode = context_mode;
-    if (source->capable(memory::Capability::ipc_lock))
-        mode = AccountMode::none;
-    *out = std::make_shared<Pages>(Key{}, std::move(source), uptr, npages, writable, mode, services);
+    const AccountMode mode = mode_for(*source, context_mode);
+    auto memory = std::make_unique<UserSource>(source, uptr);
+    *out = std::make_shared<Pages>(Key{}, std::move(memory), std::move(source), uptr, npages,
+                                   writable, mode, services);
     return 0;
 }
 
-Pages::Pages(Key, std::shared_ptr<memory::Caller> source, std::uint64_t uptr, std::uint64_t npages,
-             bool writable, AccountMode mode, PinServices services)
-    : source_(std::move(source)), uptr_(uptr), npages_(npages), writable_(writable), mode_(mode),
-      services_(services)
+int Pages::create_file(std::shared_ptr<memory::Caller> owner, memory::UniqueFd file,
+                       const memory::FileFacts& facts, std::uint64_t start, std::uint64_t length,
+                       bool writable, AccountMode context_mode, PinServices& services,
+                       std::shared_ptr<Pages>* out)
+{
+    std::uint64_t last;
+    if (length && __builtin_add_overflow(start, length - 1, &last))
+        return -EOVERFLOW;
+    if (length == 0 || length > kUlongMax - kPageSize)
+        return -EINVAL;
+    // The daemon writes through a shared writable mapping of its own, which
+    // the file must allow: opened for writing and not write-sealed. It reads
+    // through one too, so a file it can map must be readable.
+    if ((writable && (!facts.writable || facts.write_sealed)) ||
+        (facts.memfd_like && !facts.readable))
+        return -EPERM;
+    const std::uint64_t first = start & ~(kPageSize - 1);
+    const std::uint64_t npages = (length + (start - first) + kPageSize - 1) / kPageSize;
+    const AccountMode mode = mode_for(*owner, context_mode);
+    auto source = std::make_unique<FileSource>(std::move(file), facts, first, npages * kPageSize,
+                                               writable);
+    *out = std::make_shared<Pages>(Key{}, std::move(source), std::move(owner), first, npages,
+                                   writable, mode, services);
+    return 0;
+}
+
+Pages::Pages(Key, std::unique_ptr<PagesSource> source, std::shared_ptr<memory::Caller> owner,
+             std::uint64_t start, std::uint64_t npages, bool writable, AccountMode mode,
+             PinServices services)
+    : source_(std::move(source)), owner_(std::move(owner)), start_(start), npages_(npages),
+      writable_(writable), mode_(mode), services_(services)
 {
 }
 
@@ -39,7 +192,7 @@ Pages::~Pages()
     // Every user unpins before it lets go of its reference.
     assert(npinned_ == 0);
     if (npinned_)
-        services_.accounting.uncharge(mode_, *source_, npinned_);
+        services_.accounting.uncharge(mode_, *owner_, npinned_);
     for (auto [chunk, base] : chunks_)
         services_.phys.release(base);
 }
@@ -98,8 +251,7 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
     std::uint64_t newly = 0;
     auto check_gap = [&](std::uint64_t lo, std::uint64_t hi) {
         newly += hi - lo + 1;
-        return source_->memory().check_mapped(uptr_ + lo * kPageSize, (hi - lo + 1) * kPageSize,
-                                              writable_);
+        return source_->check_range(lo * kPageSize, (hi - lo + 1) * kPageSize, writable_);
     };
     auto range = pins_.equal_range(Interval::closed(first, last));
     for (auto it = range.first; it != range.second; ++it) {
@@ -113,10 +265,10 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
         if (int rc = check_gap(next, last))
             return rc;
 
-    if (int rc = services_.accounting.charge(mode_, *source_, newly))
+    if (int rc = services_.accounting.charge(mode_, *owner_, newly))
         return rc;
     if (int rc = reserve_chunks(first, last)) {
-        services_.accounting.uncharge(mode_, *source_, newly);
+        services_.accounting.uncharge(mode_, *owner_, newly);
         return rc;
     }
     pins_ += std::make_pair(Interval::closed(first, last), std::uint32_t{1});
@@ -132,7 +284,7 @@ void Pages::unpin(std::uint64_t first, std::uint64_t last)
     pins_ -= std::make_pair(Interval::closed(first, last), std::uint32_t{1});
     std::uint64_t released = before - pinned_within(first, last);
     npinned_ -= released;
-    services_.accounting.uncharge(mode_, *source_, released);
+    services_.accounting.uncharge(mode_, *owner_, released);
     release_unpinned_chunks(first, last);
 }
 
@@ -151,14 +303,14 @@ std::optional<std::uint64_t> Pages::phys_addr(std::uint64_t index) const
 
 int Pages::read(std::uint64_t offset, std::span<std::byte> out)
 {
-    return source_->memory().read(uptr_ + offset, out);
+    return source_->read(offset, out);
 }
 
 int Pages::write(std::uint64_t offset, std::span<const std::byte> in)
 {
     if (!writable_)
         return -EPERM;
-    return source_->memory().write(uptr_ + offset, in);
+    return source_->write(offset, in);
 }
 
 } // namespace ioasid::core

@@ -1,8 +1,9 @@
-// A run of a process's memory that one IOAS_MAP named: the /dev/ioasid
+// A run of memory that one IOAS_MAP or IOAS_MAP_FILE named: the /dev/ioasid
 // proposal's "pages" object. Areas in any IOAS of the context share it
 // (IOAS_COPY), and it is pinned only where something needs the pages: a
 // page is pinned once, whatever number of users it has, counted per page in
 // an interval map, charged once, and given an emulated physical address.
+// Where the bytes live (a process's memory, a file) is its PagesSource.
 #pragma once
 
 #include <boost/icl/interval_map.hpp>
@@ -14,7 +15,9 @@
 
 #include "iova.h"
 #include "memory/caller.h"
+#include "memory/mapped_file.h"
 #include "memory/phys_space.h"
+#include "memory/unique_fd.h"
 #include "pin_accounting.h"
 
 namespace ioasid::core {
@@ -25,31 +28,62 @@ struct PinServices {
     memory::PhysSpace& phys;
 };
 
+// The memory behind a Pages object. Offsets count from the first byte of
+// its first page; ranges given to check_range() are whole pages.
+class PagesSource {
+public:
+    virtual ~PagesSource() = default;
+    // What the kernel checks when it pins these pages (pin_user_pages(),
+    // memfd_pin_folios()), as the errno it gives.
+    [[nodiscard]] virtual int check_range(std::uint64_t offset, std::uint64_t length,
+                                          bool for_write) = 0;
+    [[nodiscard]] virtual int read(std::uint64_t offset, std::span<std::byte> out) = 0;
+    [[nodiscard]] virtual int write(std::uint64_t offset, std::span<const std::byte> in) = 0;
+};
+
 class Pages final : public memory::PhysBacking {
 public:
     struct Key {};
-    // The checks of the kernel's iopt_alloc_pages(): -EINVAL for a zero or
-    // too large length, -EOVERFLOW when user_va + length wraps.
+    // IOMMU_IOAS_MAP: `source`'s memory at user_va. The checks of the
+    // kernel's iopt_alloc_user_pages(): -EINVAL for a zero or too large
+    // length, -EOVERFLOW when user_va + length wraps.
     [[nodiscard]] static int create(std::shared_ptr<memory::Caller> source, std::uint64_t user_va,
                                     std::uint64_t length, bool writable, AccountMode context_mode,
                                     PinServices& services, std::shared_ptr<Pages>* out);
+    // IOMMU_IOAS_MAP_FILE: [start, start + length) of `file` (described by
+    // `facts`), charged to `owner`. The checks of the kernel's
+    // iopt_alloc_file_pages(): -EOVERFLOW when start + length - 1 wraps,
+    // -EINVAL for a zero or too large length; then -EPERM for a writable
+    // map of a file the daemon may not write through (see ioas.cpp).
+    // Whether the file is one that can be pinned is checked when pinning.
+    [[nodiscard]] static int create_file(std::shared_ptr<memory::Caller> owner, memory::UniqueFd file,
+                                         const memory::FileFacts& facts, std::uint64_t start,
+                                         std::uint64_t length, bool writable,
+                                         AccountMode context_mode, PinServices& services,
+                                         std::shared_ptr<Pages>* out);
 
-    Pages(Key, std::shared_ptr<memory::Caller> source, std::uint64_t uptr, std::uint64_t npages,
-          bool writable, AccountMode mode, PinServices services);
+    Pages(Key, std::unique_ptr<PagesSource> source, std::shared_ptr<memory::Caller> owner,
+          std::uint64_t start, std::uint64_t npages, bool writable, AccountMode mode,
+          PinServices services);
     ~Pages() override;
     Pages(const Pages&) = delete;
     Pages& operator=(const Pages&) = delete;
 
-    [[nodiscard]] std::uint64_t uptr() const { return uptr_; }
+    // Where the first page starts in its source: a user address, or a file
+    // offset. Like the kernel's pages->uptr / pages->start, it is what
+    // automatic IOVA placement keeps the alignment of.
+    [[nodiscard]] std::uint64_t uptr() const { return start_; }
     [[nodiscard]] std::uint64_t npages() const { return npages_; }
     [[nodiscard]] bool writable() const { return writable_; }
     [[nodiscard]] AccountMode account_mode() const { return mode_; }
-    [[nodiscard]] const memory::Caller& source() const { return *source_; }
+    // Who the pins are charged to: the process that made the mapping.
+    [[nodiscard]] const memory::Caller& owner() const { return *owner_; }
 
     // Takes one pin on each page of [first, last] (page indexes). Pages not
-    // pinned before must be mapped in the source process (-EFAULT), fit the
-    // owner's RLIMIT_MEMLOCK (-ENOMEM) and get physical addresses (-ENOMEM).
-    // All or nothing.
+    // pinned before must pass the source's check (-EFAULT for unmapped
+    // memory, -EINVAL for a file that cannot be pinned or a page past its
+    // end), fit the owner's RLIMIT_MEMLOCK (-ENOMEM) and get physical
+    // addresses (-ENOMEM). All or nothing.
     [[nodiscard]] int pin(std::uint64_t first, std::uint64_t last);
     void unpin(std::uint64_t first, std::uint64_t last);
 
@@ -58,7 +92,7 @@ public:
     // The emulated physical address of a pinned page.
     [[nodiscard]] std::optional<std::uint64_t> phys_addr(std::uint64_t index) const;
 
-    // Reads and writes the source process's memory, offset from uptr().
+    // Reads and writes the source, offset from its first page.
     [[nodiscard]] int read(std::uint64_t offset, std::span<std::byte> out) override;
     [[nodiscard]] int write(std::uint64_t offset, std::span<const std::byte> in) override;
 
@@ -72,8 +106,9 @@ private:
     [[nodiscard]] int reserve_chunks(std::uint64_t first, std::uint64_t last);
     void release_unpinned_chunks(std::uint64_t first, std::uint64_t last);
 
-    std::shared_ptr<memory::Caller> source_;
-    std::uint64_t uptr_;
+    std::unique_ptr<PagesSource> source_;
+    std::shared_ptr<memory::Caller> owner_;
+    std::uint64_t start_;
     std::uint64_t npages_;
     bool writable_;
     AccountMode mode_;

@@ -10,6 +10,8 @@
 
 #include "access.h"
 #include "context.h"
+#include "device.h"
+#include "hw_pagetable.h"
 #include "ioas.h"
 
 namespace ioasid::core {
@@ -56,6 +58,32 @@ json describe_context(Context& ctx)
             entry["type"] = "access";
             entry["ioas"] = static_cast<const Access&>(object).ioas_id();
             break;
+        case ObjectType::hwpt_paging: {
+            const auto& hwpt = static_cast<const HwptPaging&>(object);
+            const hw::Domain& domain = hwpt.domain();
+            entry["type"] = "hwpt_paging";
+            entry["ioas"] = hwpt.ioas().id();
+            entry["auto"] = hwpt.auto_domain();
+            entry["unit"] = domain.unit().name();
+            entry["format"] = domain.format_name();
+            entry["domain_tag"] = domain.tag();
+            entry["nest_parent"] = hwpt.nest_parent();
+            entry["dirty_tracking"] = domain.dirty_tracking();
+            break;
+        }
+        case ObjectType::device: {
+            const auto& device = static_cast<const Device&>(object);
+            entry["type"] = "device";
+            entry["name"] = device.emulated().name;
+            if (device.rid_hwpt())
+                entry["hwpt"] = device.rid_hwpt()->id();
+            json pasids = json::object();
+            for (const auto& [pasid, hwpt] : device.pasids())
+                pasids[std::to_string(pasid)] = hwpt->id();
+            if (!pasids.empty())
+                entry["pasids"] = std::move(pasids);
+            break;
+        }
         }
         objects.push_back(std::move(entry));
     });
@@ -92,7 +120,68 @@ private:
         std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
 };
 
+// The emulated machine: units with their IOTLB counters, and devices with
+// the context each is bound to.
+json describe_hardware(const Hardware& hardware)
+{
+    json units = json::array();
+    for (const auto& unit : hardware.units()) {
+        const hw::IotlbStats stats = unit->iotlb_stats();
+        units.push_back({{"name", unit->name()},
+                         {"family", unit->family()},
+                         {"iotlb",
+                          {{"hits", stats.hits},
+                           {"misses", stats.misses},
+                           {"invalidations", stats.invalidations},
+                           {"evictions", stats.evictions},
+                           {"entries", stats.entries}}}});
+    }
+    json devices = json::array();
+    for (const auto& device : hardware.devices()) {
+        json entry = {{"name", device->name},
+                      {"unit", device->unit->name()},
+                      {"vfio", device->vfio_name},
+                      {"rid", device->endpoint->config().rid},
+                      {"group", device->group->name},
+                      {"pasid_bits", device->pasid_bits()},
+                      {"pasid_only", device->pasid_only}};
+        if (const Context* owner = hardware.owner_of(*device))
+            entry["context"] = owner->serial();
+        devices.push_back(std::move(entry));
+    }
+    return {{"units", std::move(units)}, {"devices", std::move(devices)}};
+}
+
 } // namespace
+
+int pt_dump_report(Context& ctx, std::uint32_t hwpt_id, std::string* out)
+{
+    const HwptPaging* hwpt = ctx.objects().find_as<HwptPaging>(hwpt_id);
+    if (!hwpt)
+        return -ENOENT;
+    const hw::Domain& domain = hwpt->domain();
+    json entries = json::array();
+    domain.dump([&](const hw::DumpEntry& e) {
+        entries.push_back({{"level", e.level},
+                           {"index", e.index},
+                           {"table", e.table_pa},
+                           {"iova", e.iova},
+                           {"size", e.size},
+                           {"raw", e.raw},
+                           {"leaf", e.leaf},
+                           {"fields", e.fields}});
+    });
+    *out = json{{"hwpt", hwpt_id},
+                {"unit", domain.unit().name()},
+                {"format", domain.format_name()},
+                {"root", domain.root_pa()},
+                {"levels", domain.levels()},
+                {"aperture", {domain.geometry().aperture.first, domain.geometry().aperture.last}},
+                {"pgsize_bitmap", domain.geometry().pgsize_bitmap},
+                {"entries", std::move(entries)}}
+               .dump();
+    return 0;
+}
 
 std::string status_report(Context& own, const StatusQuery& query)
 {
@@ -123,7 +212,10 @@ std::string status_report(Context& own, const StatusQuery& query)
         }
         contexts.push_back(std::move(entry));
     });
-    return json{{"daemon", std::move(daemon)}, {"contexts", std::move(contexts)}}.dump();
+    return json{{"daemon", std::move(daemon)},
+                {"contexts", std::move(contexts)},
+                {"hardware", describe_hardware(own.services().hardware)}}
+        .dump();
 }
 
 } // namespace ioasid::core

@@ -46,7 +46,18 @@ int ioas_allow_iovas_command(Command& cmd, void* buf);
 int ioas_copy_command(Command& cmd, void* buf);
 int ioas_iova_ranges_command(Command& cmd, void* buf);
 int ioas_map_command(Command& cmd, void* buf);
+int ioas_map_file_command(Command& cmd, void* buf);
 int ioas_unmap_command(Command& cmd, void* buf);
 int emu_status_command(Command& cmd, void* buf);
+int hwpt_alloc_command(Command& cmd, void* buf);
+int get_hw_info_command(Command& cmd, void* buf);
+int hwpt_set_dirty_tracking_command(Command& cmd, void* buf);
+int hwpt_get_dirty_bitmap_command(Command& cmd, void* buf);
+int emu_device_bind_command(Command& cmd, void* buf);
+int emu_device_unbind_command(Command& cmd, void* buf);
+int emu_device_attach_command(Command& cmd, void* buf);
+int emu_device_detach_command(Command& cmd, void* buf);
+int emu_dma_command(Command& cmd, void* buf);
+int emu_pt_dump_command(Command& cmd, void* buf);
 
 } // namespace ioasid::dispatch

@@ -42,7 +42,7 @@ constexpr unsigned kBase = IOMMUFD_CMD_BASE;
 // Indexed by _IOC_NR(cmd) - IOMMUFD_CMD_BASE. Numbers past the end belong to
 // the VFIO type1 compatibility interface in the kernel.
 constexpr auto kOps = [] {
-    std::array<Op, IOMMUFD_CMD_VFIO_IOAS - kBase + 1> ops{};
+    std::array<Op, IOMMUFD_CMD_IOAS_MAP_FILE - kBase + 1> ops{};
     ops[IOMMUFD_CMD_DESTROY - kBase] =
         make_op<iommu_destroy>(IOMMU_DESTROY, END_OF(iommu_destroy, id), destroy_command);
     ops[IOMMUFD_CMD_IOAS_ALLOC - kBase] = make_op<iommu_ioas_alloc>(
@@ -63,15 +63,40 @@ constexpr auto kOps = [] {
         make_op<iommu_option>(IOMMU_OPTION, END_OF(iommu_option, val64), option_command);
     ops[IOMMUFD_CMD_VFIO_IOAS - kBase] = make_op<iommu_vfio_ioas>(
         IOMMU_VFIO_IOAS, END_OF(iommu_vfio_ioas, __reserved), vfio_ioas_command);
+    ops[IOMMUFD_CMD_HWPT_ALLOC - kBase] = make_op<iommu_hwpt_alloc>(
+        IOMMU_HWPT_ALLOC, END_OF(iommu_hwpt_alloc, __reserved), hwpt_alloc_command);
+    ops[IOMMUFD_CMD_GET_HW_INFO - kBase] = make_op<iommu_hw_info>(
+        IOMMU_GET_HW_INFO, END_OF(iommu_hw_info, __reserved), get_hw_info_command);
+    ops[IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING - kBase] = make_op<iommu_hwpt_set_dirty_tracking>(
+        IOMMU_HWPT_SET_DIRTY_TRACKING, END_OF(iommu_hwpt_set_dirty_tracking, __reserved),
+        hwpt_set_dirty_tracking_command);
+    ops[IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP - kBase] = make_op<iommu_hwpt_get_dirty_bitmap>(
+        IOMMU_HWPT_GET_DIRTY_BITMAP, END_OF(iommu_hwpt_get_dirty_bitmap, data),
+        hwpt_get_dirty_bitmap_command);
+    ops[IOMMUFD_CMD_IOAS_MAP_FILE - kBase] = make_op<iommu_ioas_map_file>(
+        IOMMU_IOAS_MAP_FILE, END_OF(iommu_ioas_map_file, iova), ioas_map_file_command);
     return ops;
 }();
 
 // Our extensions (uapi/ioasid/emu.h), indexed by _IOC_NR(cmd).
 constexpr auto kEmuOps = [] {
-    std::array<Op, IOASID_EMU_CMD_STATUS + 1> ops{};
+    std::array<Op, IOASID_EMU_CMD_PT_DUMP + 1> ops{};
     ops[IOASID_EMU_CMD_STATUS] =
         make_op<ioasid_emu_status>(IOASID_EMU_STATUS, END_OF(ioasid_emu_status, buf_uptr),
                                    emu_status_command, Locking::none);
+    ops[IOASID_EMU_CMD_DEVICE_BIND] = make_op<ioasid_emu_device_bind>(
+        IOASID_EMU_DEVICE_BIND, END_OF(ioasid_emu_device_bind, __reserved), emu_device_bind_command);
+    ops[IOASID_EMU_CMD_DEVICE_UNBIND] = make_op<ioasid_emu_device_unbind>(
+        IOASID_EMU_DEVICE_UNBIND, END_OF(ioasid_emu_device_unbind, dev_id), emu_device_unbind_command);
+    ops[IOASID_EMU_CMD_DEVICE_ATTACH] = make_op<ioasid_emu_device_attach>(
+        IOASID_EMU_DEVICE_ATTACH, END_OF(ioasid_emu_device_attach, __reserved),
+        emu_device_attach_command);
+    ops[IOASID_EMU_CMD_DEVICE_DETACH] = make_op<ioasid_emu_device_detach>(
+        IOASID_EMU_DEVICE_DETACH, END_OF(ioasid_emu_device_detach, pasid), emu_device_detach_command);
+    ops[IOASID_EMU_CMD_DMA] = make_op<ioasid_emu_dma>(IOASID_EMU_DMA, END_OF(ioasid_emu_dma, buf_uptr),
+                                                      emu_dma_command);
+    ops[IOASID_EMU_CMD_PT_DUMP] = make_op<ioasid_emu_pt_dump>(
+        IOASID_EMU_PT_DUMP, END_OF(ioasid_emu_pt_dump, buf_uptr), emu_pt_dump_command);
     return ops;
 }();
 
@@ -96,7 +121,10 @@ const Op* find_op(unsigned int cmd)
     const unsigned nr = _IOC_NR(cmd);
     if (_IOC_TYPE(cmd) == IOASID_EMU_TYPE)
         return nr < kEmuOps.size() ? &kEmuOps[nr] : nullptr;
-    return nr >= kBase && nr - kBase < kOps.size() ? &kOps[nr - kBase] : nullptr;
+    // A number we do not implement answers as one past the table does
+    // (ENOTTY, nothing read), wherever it lies.
+    const Op* op = nr >= kBase && nr - kBase < kOps.size() ? &kOps[nr - kBase] : nullptr;
+    return op && op->handler ? op : nullptr;
 }
 
 // The kernel's copy_struct_from_user(): a longer struct is accepted only if

@@ -58,6 +58,30 @@ int ioas_map_command(Command& cmd, void* buf)
     return fault_or(cmd.respond(args));
 }
 
+// No __reserved word here (the fd sits where IOAS_MAP has it): only the
+// flags can be unsupported.
+int ioas_map_file_command(Command& cmd, void* buf)
+{
+    auto& args = *static_cast<iommu_ioas_map_file*>(buf);
+    if (args.flags & ~kMapFlags)
+        return -EOPNOTSUPP;
+    core::MapFileRequest request{
+        .ioas_id = args.ioas_id,
+        .fd = args.fd,
+        .start = args.start,
+        .length = args.length,
+        .iova = args.iova,
+        .fixed_iova = (args.flags & IOMMU_IOAS_MAP_FIXED_IOVA) != 0,
+        .readable = (args.flags & IOMMU_IOAS_MAP_READABLE) != 0,
+        .writable = (args.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0,
+    };
+    std::uint64_t iova;
+    if (int rc = core::ioas_map_file(cmd.ctx, cmd.caller, request, &iova))
+        return rc;
+    args.iova = iova;
+    return fault_or(cmd.respond(args));
+}
+
 int ioas_copy_command(Command& cmd, void* buf)
 {
     auto& args = *static_cast<iommu_ioas_copy*>(buf);

@@ -16,12 +16,16 @@
 namespace ioasid::dispatch {
 namespace {
 
+// How a field is printed. Signed fields (a descriptor) are read through the
+// same 64-bit getter, sign-extended, and printed as signed.
+enum class Radix { dec, hex, signed_dec };
+
 // One field of a struct: its name and how to print it.
 template <typename S>
 struct Field {
     std::string_view name;
     std::uint64_t (*get)(const S&);
-    bool hex;
+    Radix radix;
 };
 
 #define FIELD(S, f, hex) Field<S>{#f, [](const S& s) -> std::uint64_t { return s.f; }, hex}
@@ -45,8 +49,12 @@ std::string format(std::string_view name, memory::CallerMemory& mem, std::uint64
     out += "{size=" + std::to_string(size);
     for (const Field<S>& field : fields) {
         char buf[32];
-        std::snprintf(buf, sizeof(buf), field.hex ? "%#llx" : "%llu",
-                      static_cast<unsigned long long>(field.get(value)));
+        const std::uint64_t v = field.get(value);
+        if (field.radix == Radix::signed_dec)
+            std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(v));
+        else
+            std::snprintf(buf, sizeof(buf), field.radix == Radix::hex ? "%#llx" : "%llu",
+                          static_cast<unsigned long long>(v));
         out += ' ';
         out += field.name;
         out += '=';
@@ -56,8 +64,9 @@ std::string format(std::string_view name, memory::CallerMemory& mem, std::uint64
     return out;
 }
 
-constexpr bool hex = true;
-constexpr bool dec = false;
+constexpr Radix hex = Radix::hex;
+constexpr Radix dec = Radix::dec;
+constexpr Radix sdec = Radix::signed_dec;
 
 } // namespace
 
@@ -98,6 +107,14 @@ std::string describe(unsigned int cmd, memory::CallerMemory& mem, std::uint64_t 
                                        FIELD(iommu_ioas_map, user_va, hex),
                                        FIELD(iommu_ioas_map, length, hex),
                                        FIELD(iommu_ioas_map, iova, hex)});
+    case IOMMU_IOAS_MAP_FILE:
+        return format<iommu_ioas_map_file>("IOMMU_IOAS_MAP_FILE", mem, arg,
+                                           {FIELD(iommu_ioas_map_file, flags, hex),
+                                            FIELD(iommu_ioas_map_file, ioas_id, dec),
+                                            FIELD(iommu_ioas_map_file, fd, sdec),
+                                            FIELD(iommu_ioas_map_file, start, hex),
+                                            FIELD(iommu_ioas_map_file, length, hex),
+                                            FIELD(iommu_ioas_map_file, iova, hex)});
     case IOMMU_IOAS_UNMAP:
         return format<iommu_ioas_unmap>("IOMMU_IOAS_UNMAP", mem, arg,
                                         {FIELD(iommu_ioas_unmap, ioas_id, dec),

@@ -1,5 +1,7 @@
 #include "buffer_caller.h"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +19,31 @@ void BufferCaller::add_region(std::uint64_t addr, std::uint64_t length, bool wri
 {
     std::lock_guard guard(lock_);
     regions_[addr] = Region{std::vector<std::byte>(length), writable};
+}
+
+void BufferCaller::add_fd(int number, UniqueFd file)
+{
+    std::lock_guard guard(lock_);
+    fds_[number] = std::move(file);
+}
+
+void BufferCaller::remove_fd(int number)
+{
+    std::lock_guard guard(lock_);
+    fds_.erase(number);
+}
+
+int BufferCaller::take_fd(int fd, UniqueFd* out)
+{
+    std::lock_guard guard(lock_);
+    auto it = fds_.find(fd);
+    if (it == fds_.end())
+        return -EBADF;
+    UniqueFd copy(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
+    if (!copy)
+        return -errno;
+    *out = std::move(copy);
+    return 0;
 }
 
 void BufferCaller::set_capable(Capability cap, bool on)

@@ -19,10 +19,16 @@ public:
     // Makes [addr, addr + length) readable (and writable when asked), zero filled.
     void add_region(std::uint64_t addr, std::uint64_t length, bool writable = true);
 
+    // The client's descriptor table: `number` names `file` until removed.
+    // take_fd() hands out duplicates, as pidfd_getfd() does.
+    void add_fd(int number, UniqueFd file);
+    void remove_fd(int number);
+
     void set_capable(Capability cap, bool on);
     void set_memlock_limit(std::uint64_t bytes) { memlock_limit_ = bytes; }
 
     CallerMemory& memory() override { return *this; }
+    [[nodiscard]] int take_fd(int fd, UniqueFd* out) override;
     [[nodiscard]] uid_t uid() const override { return uid_; }
     [[nodiscard]] pid_t tgid() const override { return 0; }
     [[nodiscard]] std::uint64_t process_key() const override { return key_; }
@@ -43,6 +49,7 @@ private:
 
     std::mutex lock_;
     std::map<std::uint64_t, Region> regions_;
+    std::map<int, UniqueFd> fds_;
     const uid_t uid_ = 1000;
     std::uint64_t key_;
     bool cap_ipc_lock_ = false;

@@ -3,10 +3,12 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 
 #include "caller_memory.h"
+#include "unique_fd.h"
 
 namespace ioasid::memory {
 
@@ -23,6 +25,19 @@ public:
     [[nodiscard]] virtual std::shared_ptr<Caller> lasting() { return shared_from_this(); }
 
     virtual CallerMemory& memory() = 0;
+
+    // The caller's open file `fd`, as the daemon's own descriptor in *out:
+    // what the kernel's fget() gives a handler, a reference that stays valid
+    // whatever the caller does with its descriptor afterwards. -EBADF when
+    // the caller has no such file, and from a caller whose descriptor table
+    // the daemon cannot reach (the default), as the fd is then as good as
+    // closed to the daemon; -ESRCH when the caller is gone.
+    [[nodiscard]] virtual int take_fd(int fd, UniqueFd* out)
+    {
+        (void)fd;
+        (void)out;
+        return -EBADF;
+    }
 
     [[nodiscard]] virtual uid_t uid() const = 0;
     [[nodiscard]] virtual pid_t tgid() const = 0;

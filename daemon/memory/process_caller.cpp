@@ -30,6 +30,11 @@ int pidfd_send_signal(int pidfd, int sig, siginfo_t* info, unsigned int flags)
     return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags));
 }
 
+int pidfd_getfd(int pidfd, int targetfd, unsigned int flags)
+{
+    return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, targetfd, flags));
+}
+
 // Field 22 of /proc/<pid>/stat: start time in clock ticks after boot. The
 // command name (field 2) may hold spaces and parentheses, so parse after the
 // last ')'.
@@ -160,6 +165,42 @@ std::uint64_t ProcessCaller::memlock_limit() const
     if (prlimit(tgid_, RLIMIT_MEMLOCK, nullptr, &limit) != 0 || !alive())
         return 0;
     return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : limit.rlim_cur;
+}
+
+int ProcessCaller::take_fd(int fd, UniqueFd* out)
+{
+    // The table read is the thread group's (the pidfd names its leader):
+    // a thread that unshared its table (clone() without CLONE_FILES) has
+    // descriptors this cannot see. The copy comes with O_CLOEXEC set.
+    UniqueFd copy(pidfd_getfd(pidfd_.get(), fd, 0));
+    if (!copy) {
+        switch (errno) {
+        case ESRCH:
+            // The process has exited: nobody is waiting for the answer.
+            return -ESRCH;
+        case EPERM:
+            // No ptrace rights over the caller (pidfd_getfd() asks for
+            // PTRACE_MODE_ATTACH_REALCREDS, as process_vm_readv() does, so
+            // its memory is out of reach too). The kernel has no such case;
+            // the fd is as unreachable as a closed one. The same answer as
+            // a caller with no process behind it (Caller::take_fd()).
+            return -EBADF;
+        case EMFILE:
+        case ENFILE:
+            // The daemon is out of descriptors: its resource, not the
+            // caller's mistake, so the kernel's answer for exhaustion.
+            return -ENOMEM;
+        default:
+            // EBADF: not open in the caller.
+            return -errno;
+        }
+    }
+    // pidfd_getfd() names the process, not the image: after an execve() the
+    // table may have lost descriptors (O_CLOEXEC) that the request meant.
+    if (!same_address_space())
+        return -ESRCH;
+    *out = std::move(copy);
+    return 0;
 }
 
 int ProcessCaller::read_unguarded(std::uint64_t addr, std::span<std::byte> out) const

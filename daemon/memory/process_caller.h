@@ -18,6 +18,8 @@ public:
     static std::unique_ptr<ProcessCaller> open(pid_t tgid, uid_t uid);
 
     CallerMemory& memory() override { return *this; }
+    // pidfd_getfd(): the caller's descriptor, duplicated into the daemon.
+    [[nodiscard]] int take_fd(int fd, UniqueFd* out) override;
     [[nodiscard]] uid_t uid() const override { return uid_; }
     [[nodiscard]] pid_t tgid() const override { return tgid_; }
     [[nodiscard]] std::uint64_t process_key() const override { return process_key_; }

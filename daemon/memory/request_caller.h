@@ -24,6 +24,11 @@ public:
 
     CallerMemory& memory() override { return *this; }
     std::shared_ptr<Caller> lasting() override { return process_; }
+    // The fd table is the process's; out of reach without it.
+    [[nodiscard]] int take_fd(int fd, UniqueFd* out) override
+    {
+        return process_ ? process_->take_fd(fd, out) : Caller::take_fd(fd, out);
+    }
     [[nodiscard]] uid_t uid() const override { return uid_; }
     [[nodiscard]] pid_t tgid() const override { return tgid_; }
     [[nodiscard]] std::uint64_t process_key() const override;

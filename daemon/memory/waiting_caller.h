@@ -23,6 +23,7 @@ public:
 
     CallerMemory& memory() override { return *this; }
     std::shared_ptr<Caller> lasting() override { return process_; }
+    [[nodiscard]] int take_fd(int fd, UniqueFd* out) override { return process_->take_fd(fd, out); }
     [[nodiscard]] uid_t uid() const override { return process_->uid(); }
     [[nodiscard]] pid_t tgid() const override { return process_->tgid(); }
     [[nodiscard]] std::uint64_t process_key() const override { return process_->process_key(); }

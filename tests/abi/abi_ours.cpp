@@ -4,3 +4,23 @@
 #define ABI_TABLE abi_table_ours
 #define ABI_TABLE_COUNT abi_table_ours_count
 #include "abi_table.inc"
+
+/*
+ * Items newer than the reference header (check_items.py NEWER) are not in
+ * the tables; their layout, from the header of the kernel that added them,
+ * is asserted here.
+ */
+/* Linux 6.13: IOMMU_IOAS_MAP_FILE */
+static_assert(IOMMUFD_CMD_IOAS_MAP_FILE == 0x8f, "");
+static_assert(IOMMU_IOAS_MAP_FILE == 0x3b8f, "");
+static_assert(sizeof(struct iommu_ioas_map_file) == 40, "");
+static_assert(alignof(struct iommu_ioas_map_file) == 8, "");
+static_assert(offsetof(struct iommu_ioas_map_file, size) == 0, "");
+static_assert(offsetof(struct iommu_ioas_map_file, flags) == 4, "");
+static_assert(offsetof(struct iommu_ioas_map_file, ioas_id) == 8, "");
+static_assert(offsetof(struct iommu_ioas_map_file, fd) == 12, "");
+static_assert(offsetof(struct iommu_ioas_map_file, start) == 16, "");
+static_assert(offsetof(struct iommu_ioas_map_file, length) == 24, "");
+static_assert(offsetof(struct iommu_ioas_map_file, iova) == 32, "");
+static_assert(std::is_signed<decltype(iommu_ioas_map_file::fd)>::value, "");
+static_assert(sizeof(iommu_ioas_map_file::start) == 8 && sizeof(iommu_ioas_map_file::iova) == 8, "");

@@ -14,6 +14,27 @@ import sys
 
 GUARD = "_UAPI_IOMMUFD_H"
 ALLOWED_INCLUDES = {"linux/types.h", "linux/ioctl.h"}
+# Items of kernels newer than the reference header: our header may have
+# them, the kernel header cannot. abi_ours.cpp asserts their layout.
+NEWER = {
+    "iommu_ioas_map_file": "6.13",
+    "IOMMUFD_CMD_IOAS_MAP_FILE": "6.13",
+    "IOMMU_IOAS_MAP_FILE": "6.13",
+    "IOMMU_HWPT_ALLOC_PASID": "6.15",
+    "iommufd_hw_info_flags": "6.17",
+    "IOMMU_HW_INFO_FLAG_INPUT_TYPE": "6.17",
+    "IOMMU_HW_INFO_TYPE_DEFAULT": "6.17",
+}
+
+
+def fold_unions(text):
+    """An unnamed union that gives one field a second name (as
+    iommu_hw_info's in_data_type/out_data_type since 6.17) is, for the
+    layout, the member the older kernel has: its last one."""
+    def last_member(m):
+        members = [x.strip() for x in m.group(1).split(";") if x.strip()]
+        return members[-1] + ";"
+    return re.sub(r"(?:__extension__\s+)?union\s*\{([^{}]*)\}\s*;", last_member, text)
 
 
 def strip_comments(text):
@@ -26,6 +47,7 @@ def parse_header(path):
     text = strip_comments(raw)
     # Join continuation lines so multi-line #defines are one line.
     text = text.replace("\\\n", " ")
+    text = fold_unions(text)
     h = {"structs": {}, "enums": {}, "defines": set(), "includes": set(),
          "guard": None}
     m = re.search(r"#\s*ifndef\s+(\w+)\s*\n\s*#\s*define\s+(\w+)", text)
@@ -91,6 +113,13 @@ def main(argv):
         raise SystemExit(__doc__)
     kern = parse_header(argv[1])
     ours = parse_header(argv[2])
+    for name in NEWER:
+        ours["structs"].pop(name, None)
+        ours["defines"].discard(name)
+    for tag in [t for t in ours["enums"] if t in NEWER]:
+        del ours["enums"][tag]
+    for tag, names in ours["enums"].items():
+        ours["enums"][tag] = [n for n in names if n not in NEWER]
     items = parse_def(argv[3])
     problems = []
 

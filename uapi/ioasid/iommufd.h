@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * written for ioasid; ABI of Linux 6.12 include/uapi/linux/iommufd.h; MIT
+ * written for ioasid; ABI of Linux 6.12 include/uapi/linux/iommufd.h, plus
+ * items of later kernels marked with the version that added them; MIT
  *
  * Names, values and layouts are the kernel's, so code written against
  * <linux/iommufd.h> builds unchanged against this file. The guard macro is
@@ -8,7 +9,9 @@
  * other becomes a no-op instead of a redefinition.
  *
  * tests/abi checks every size, offset and value here against the header
- * shipped in the kernel source; edit both together.
+ * shipped in the kernel source (6.12); edit both together. Items newer than
+ * that header are listed in tests/abi/check_items.py and their layout is
+ * asserted in tests/abi/abi_ours.cpp.
  *
  * Kept C89-clean (no // comments, no trailing enum commas) and C++-clean.
  */
@@ -43,7 +46,8 @@ enum {
 	IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING = 0x8b,
 	IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP = 0x8c,
 	IOMMUFD_CMD_HWPT_INVALIDATE = 0x8d,
-	IOMMUFD_CMD_FAULT_QUEUE_ALLOC = 0x8e
+	IOMMUFD_CMD_FAULT_QUEUE_ALLOC = 0x8e,
+	IOMMUFD_CMD_IOAS_MAP_FILE = 0x8f	/* since Linux 6.13 */
 };
 
 /* ---- IOMMU_DESTROY ------------------------------------------------------ */
@@ -117,6 +121,24 @@ struct iommu_ioas_map {
 #define IOMMU_IOAS_MAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP)
 
 /*
+ * Since Linux 6.13. IOMMU_IOAS_MAP with a range of a file instead of a range
+ * of the caller's address space: the mapping keeps the file, not a virtual
+ * address, so it stays valid after the fd is closed, the file is unmapped
+ * or the process exits. Only memfd-like files (shmem, hugetlbfs) can be
+ * pinned. There is no __reserved word: fd takes its place.
+ */
+struct iommu_ioas_map_file {
+	__u32 size;
+	__u32 flags;		/* enum iommufd_ioas_map_flags */
+	__u32 ioas_id;
+	__s32 fd;
+	__aligned_u64 start;	/* byte offset in the file */
+	__aligned_u64 length;
+	__aligned_u64 iova;	/* in with FIXED_IOVA, else out */
+};
+#define IOMMU_IOAS_MAP_FILE _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP_FILE)
+
+/*
  * Re-uses pages already pinned by a MAP in another IOAS; the source range
  * has to be exactly one earlier MAP.
  */
@@ -185,7 +207,8 @@ struct iommu_vfio_ioas {
 enum iommufd_hwpt_alloc_flags {
 	IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0,
 	IOMMU_HWPT_ALLOC_DIRTY_TRACKING = 1 << 1,
-	IOMMU_HWPT_FAULT_ID_VALID = 1 << 2	/* gates the fault_id field */
+	IOMMU_HWPT_FAULT_ID_VALID = 1 << 2,	/* gates the fault_id field */
+	IOMMU_HWPT_ALLOC_PASID = 1 << 3		/* since Linux 6.15: may be attached to a PASID */
 };
 
 /* Selects what data_uptr points at. NONE means a kernel-managed table. */
@@ -232,6 +255,7 @@ struct iommu_hwpt_alloc {
 
 enum iommu_hw_info_type {
 	IOMMU_HW_INFO_TYPE_NONE = 0,
+	IOMMU_HW_INFO_TYPE_DEFAULT = 0,	/* as an input (Linux 6.17): whatever the unit reports */
 	IOMMU_HW_INFO_TYPE_INTEL_VTD = 1
 };
 
@@ -259,13 +283,21 @@ struct iommu_hw_info_vtd {
  * data_len is in/out: the kernel copies min(in, its size), zero-fills the
  * rest of the buffer, and reports its own size. Zero is a valid probe.
  */
+/* Since Linux 6.17 (and stable backports): in_data_type names the type wanted. */
+enum iommufd_hw_info_flags {
+	IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1 << 0
+};
+
 struct iommu_hw_info {
 	__u32 size;
-	__u32 flags;		/* must be 0 */
+	__u32 flags;		/* enum iommufd_hw_info_flags */
 	__u32 dev_id;
 	__u32 data_len;
 	__aligned_u64 data_uptr;
-	__u32 out_data_type;	/* enum iommu_hw_info_type */
+	__extension__ union {	/* unnamed, as the kernel's; C89 needs the marker */
+		__u32 in_data_type;	/* with IOMMU_HW_INFO_FLAG_INPUT_TYPE */
+		__u32 out_data_type;	/* enum iommu_hw_info_type */
+	};
 	__u8 out_max_pasid_log2; /* 0: no PASID support */
 	__u8 __reserved[3];
 	__aligned_u64 out_capabilities; /* enum iommufd_hw_capabilities */

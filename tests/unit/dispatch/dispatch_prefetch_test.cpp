@@ -298,7 +298,7 @@ TEST_CASE("Prefetch: a number outside the table is ENOTTY without reading", "[pr
     core::CoreServices services;
     Client c(services, make_caller());
     const unsigned outside[] = {_IO(IOMMUFD_TYPE, 0x7f), _IO(IOMMUFD_TYPE, 0x00),
-                                _IO(IOASID_EMU_TYPE, 0x55), _IO(IOASID_EMU_TYPE, 0x01),
+                                _IO(IOASID_EMU_TYPE, 0x55), _IO(IOASID_EMU_TYPE, IOASID_EMU_CMD_PT_DUMP + 1),
                                 _IOWR(IOASID_EMU_TYPE, 0x7f, std::uint64_t)};
     for (unsigned bad : outside) {
         INFO(std::hex << bad);

@@ -505,7 +505,7 @@ TEST_CASE("EMU_STATUS: flags, size and tail follow iommufd's rules", "[emu_statu
                               .out_len = 0, .buf_uptr = kReport};
         CHECK(c.ioctl(_IOWR(IOASID_EMU_TYPE, IOASID_EMU_CMD_STATUS, ioasid_emu_status), cmd) ==
               -ENOTTY);
-        CHECK(c.ioctl(_IO(IOASID_EMU_TYPE, IOASID_EMU_CMD_STATUS + 1), cmd) == -ENOTTY);
+        CHECK(c.ioctl(_IO(IOASID_EMU_TYPE, IOASID_EMU_CMD_PT_DUMP + 1), cmd) == -ENOTTY);
         CHECK(cmd.out_len == 0);
     }
 }

@@ -1,0 +1,169 @@
+#include "hw_pagetable.h"
+
+#include <ioasid/iommufd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <map>
+
+#include "device.h"
+
+namespace ioasid::core {
+
+HwptPaging::HwptPaging(Ioas& ioas, std::unique_ptr<hw::Domain> domain, bool auto_domain, bool nest_parent)
+    : Object(kType), ioas_(ioas), domain_(std::move(domain)), auto_domain_(auto_domain),
+      nest_parent_(nest_parent)
+{
+}
+
+HwptPaging::~HwptPaging()
+{
+    if (in_ioas_) {
+        std::erase(ioas_->hwpts(), this);
+        ioas_->iopt().remove_domain(*domain_);
+    }
+}
+
+int HwptPaging::add_to_ioas()
+{
+    if (int rc = ioas_->iopt().add_domain(*domain_))
+        return rc;
+    ioas_->hwpts().push_back(this);
+    in_ioas_ = true;
+    return 0;
+}
+
+int hwpt_alloc(Context& ctx, const HwptAllocRequest& request,
+               std::unique_ptr<PendingObject<HwptPaging>>* out)
+{
+    Device* device = ctx.objects().find_as<Device>(request.dev_id);
+    if (!device)
+        return -ENOENT;
+    // A missing parent is EINVAL here, not ENOENT: the kernel looks it up
+    // as any type and reports every failure the same way.
+    Object* parent = nullptr;
+    for (ObjectType type : {ObjectType::ioas, ObjectType::hwpt_paging})
+        if (!parent)
+            parent = ctx.objects().find(request.pt_id, type);
+    if (!parent)
+        return -EINVAL;
+
+    if (parent->type() == ObjectType::hwpt_paging) {
+        // A nested (stage-1) HWPT over a nesting parent.
+        auto& nest_parent = static_cast<HwptPaging&>(*parent);
+        if (request.flags & ~std::uint32_t{IOMMU_HWPT_FAULT_ID_VALID})
+            return -EOPNOTSUPP;
+        if (request.data_len == 0)
+            return -EOPNOTSUPP;
+        if (nest_parent.auto_domain() || !nest_parent.nest_parent())
+            return -EINVAL;
+        // No unit takes user-owned first-stage tables yet.
+        return -EOPNOTSUPP;
+    }
+
+    constexpr std::uint32_t kPagingFlags =
+        IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_PASID;
+    if (request.flags & ~kPagingFlags)
+        return -EOPNOTSUPP;
+    const EmulatedDevice& emulated = device->emulated();
+    if ((request.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) &&
+        !(emulated.unit->hw_info(*emulated.endpoint).capabilities & IOMMU_HW_CAP_DIRTY_TRACKING))
+        return -EOPNOTSUPP;
+    // Driver data for a paging domain: no family defines any.
+    if (request.data_type != IOMMU_HWPT_DATA_NONE)
+        return -EOPNOTSUPP;
+
+    const hw::DomainRequest domain_request{
+        .nest_parent = (request.flags & IOMMU_HWPT_ALLOC_NEST_PARENT) != 0,
+        .dirty_tracking = (request.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) != 0,
+        .pasid = (request.flags & IOMMU_HWPT_ALLOC_PASID) != 0,
+    };
+    std::unique_ptr<hw::Domain> domain;
+    if (int rc = emulated.unit->alloc_domain(*emulated.endpoint, domain_request, &domain))
+        return rc;
+    auto pending = std::make_unique<PendingObject<HwptPaging>>(
+        ctx.objects(), std::make_unique<HwptPaging>(static_cast<Ioas&>(*parent), std::move(domain),
+                                                    false, domain_request.nest_parent));
+    if (!pending->id())
+        return -EBUSY;
+    if (int rc = (*pending)->add_to_ioas())
+        return rc;
+    *out = std::move(pending);
+    return 0;
+}
+
+int hwpt_set_dirty_tracking(Context& ctx, std::uint32_t hwpt_id, bool enable)
+{
+    HwptPaging* hwpt = ctx.objects().find_as<HwptPaging>(hwpt_id);
+    if (!hwpt)
+        return -ENOENT;
+    hw::Domain& domain = hwpt->domain();
+    if (!domain.request().dirty_tracking)
+        return -EOPNOTSUPP;
+    // Tracking starts from a clean snapshot of every mapped area.
+    if (enable)
+        hwpt->ioas().iopt().for_each_area([&](const Area& area) {
+            domain.read_and_clear_dirty(area.iova.first, area.length(), true,
+                                        [](std::uint64_t, std::uint64_t) {});
+        });
+    return domain.set_dirty_tracking(enable);
+}
+
+int hwpt_get_dirty_bitmap(Context& ctx, const DirtyBitmapRequest& request,
+                          const std::function<int(std::uint64_t, std::uint64_t)>& set_bits)
+{
+    HwptPaging* hwpt = ctx.objects().find_as<HwptPaging>(request.hwpt_id);
+    if (!hwpt)
+        return -ENOENT;
+    const IoPagetable& iopt = hwpt->ioas().iopt();
+
+    // iommufd_check_iova_range(), in its order.
+    if (request.length == 0)
+        return -EINVAL;
+    std::uint64_t last;
+    if (!last_of(request.iova, request.length, &last))
+        return -EOVERFLOW;
+    const std::uint64_t alignment = iopt.iova_alignment();
+    if (!aligned(request.iova, alignment) || !aligned(last + 1, alignment))
+        return -EINVAL;
+    if (request.page_size == 0)
+        return -EINVAL;
+    if (!aligned(request.iova, request.page_size) || !aligned(last + 1, request.page_size))
+        return -EINVAL;
+
+    hw::Domain& domain = hwpt->domain();
+    if (!domain.request().dirty_tracking)
+        return -EOPNOTSUPP;
+    // With tracking off the driver refuses to read and the kernel drops
+    // that error: the ioctl succeeds and sets nothing.
+    if (!domain.dirty_tracking())
+        return 0;
+
+    // Bits are gathered per 64-bit word so each word is written once.
+    std::map<std::uint64_t, std::uint64_t> words;
+    auto record = [&](std::uint64_t leaf_iova, std::uint64_t size) {
+        const std::uint64_t first = std::max(leaf_iova, request.iova);
+        const std::uint64_t end = std::min(leaf_iova + (size - 1), last);
+        for (std::uint64_t bit = (first - request.iova) / request.page_size;
+             bit <= (end - request.iova) / request.page_size; ++bit)
+            words[bit / 64] |= std::uint64_t{1} << (bit % 64);
+    };
+    // The walk covers contiguous areas from the start; the kernel stops
+    // quietly at the first hole.
+    std::uint64_t cur = request.iova;
+    for (const Area* area = iopt.find_area(cur); area && area->iova.first <= cur;
+         area = iopt.find_area(cur)) {
+        const std::uint64_t piece_last = std::min(last, area->iova.last);
+        domain.read_and_clear_dirty(cur, piece_last - cur + 1, request.clear, record);
+        if (piece_last == last)
+            break;
+        cur = piece_last + 1;
+    }
+    for (auto [word, bits] : words)
+        if (set_bits(word, bits))
+            break;
+    return 0;
+}
+
+} // namespace ioasid::core

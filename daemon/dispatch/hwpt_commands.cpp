@@ -1,0 +1,93 @@
+// HWPT and device-information commands: decode, check flags and reserved
+// fields, call the core, write the answer back.
+#include <ioasid/iommufd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "command.h"
+#include "core/device.h"
+#include "core/hw_pagetable.h"
+
+namespace ioasid::dispatch {
+
+int hwpt_alloc_command(Command& cmd, void* buf)
+{
+    auto& args = *static_cast<iommu_hwpt_alloc*>(buf);
+    if (args.__reserved)
+        return -EOPNOTSUPP;
+    if ((args.data_type == IOMMU_HWPT_DATA_NONE) != (args.data_len == 0))
+        return -EINVAL;
+    core::HwptAllocRequest request{args.dev_id, args.pt_id, args.flags, args.data_type, args.data_len};
+    std::unique_ptr<core::PendingObject<core::HwptPaging>> pending;
+    if (int rc = core::hwpt_alloc(cmd.ctx, request, &pending))
+        return rc;
+    args.out_hwpt_id = pending->id();
+    // The HWPT exists only if the client learned its id.
+    if (cmd.respond(args))
+        return -EFAULT;
+    pending->publish();
+    return 0;
+}
+
+int get_hw_info_command(Command& cmd, void* buf)
+{
+    auto& args = *static_cast<iommu_hw_info*>(buf);
+    if (args.flags & ~static_cast<std::uint32_t>(IOMMU_HW_INFO_FLAG_INPUT_TYPE))
+        return -EOPNOTSUPP;
+    const std::uint32_t wanted =
+        (args.flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE) ? args.in_data_type : IOMMU_HW_INFO_TYPE_DEFAULT;
+    if (std::any_of(std::begin(args.__reserved), std::end(args.__reserved), [](auto b) { return b != 0; }))
+        return -EOPNOTSUPP;
+    hw::HwInfo info;
+    if (int rc = core::device_hw_info(cmd.ctx, args.dev_id, &info))
+        return rc;
+    if (wanted != IOMMU_HW_INFO_TYPE_DEFAULT && wanted != info.type)
+        return -EOPNOTSUPP;
+
+    // As much as both sides know, then zeros up to what the caller offered.
+    const std::size_t copy = std::min<std::size_t>(args.data_len, info.data.size());
+    if (copy && cmd.mem().write(args.data_uptr, std::span(info.data).first(copy)))
+        return -EFAULT;
+    if (args.data_len > copy) {
+        const std::vector<std::byte> zeros(args.data_len - copy);
+        if (cmd.mem().write(args.data_uptr + copy, zeros))
+            return -EFAULT;
+    }
+    args.data_len = static_cast<std::uint32_t>(info.data.size());
+    args.out_data_type = info.type;
+    args.out_capabilities = info.capabilities;
+    args.out_max_pasid_log2 = info.max_pasid_log2;
+    return cmd.respond(args) ? -EFAULT : 0;
+}
+
+int hwpt_set_dirty_tracking_command(Command& cmd, void* buf)
+{
+    auto& args = *static_cast<iommu_hwpt_set_dirty_tracking*>(buf);
+    // The kernel leaves __reserved unchecked here.
+    if (args.flags & ~static_cast<std::uint32_t>(IOMMU_HWPT_DIRTY_TRACKING_ENABLE))
+        return -EOPNOTSUPP;
+    return core::hwpt_set_dirty_tracking(cmd.ctx, args.hwpt_id,
+                                         (args.flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) != 0);
+}
+
+int hwpt_get_dirty_bitmap_command(Command& cmd, void* buf)
+{
+    auto& args = *static_cast<iommu_hwpt_get_dirty_bitmap*>(buf);
+    if ((args.flags & ~static_cast<std::uint32_t>(IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)) || args.__reserved)
+        return -EOPNOTSUPP;
+    const core::DirtyBitmapRequest request{args.hwpt_id, args.iova, args.length, args.page_size,
+                                           !(args.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)};
+    // Bits are only ever set: each touched word is read, ORed and written.
+    return core::hwpt_get_dirty_bitmap(cmd.ctx, request, [&](std::uint64_t word, std::uint64_t bits) {
+        std::uint64_t value;
+        const std::uint64_t at = args.data + word * sizeof(value);
+        if (int rc = cmd.mem().read(at, std::as_writable_bytes(std::span(&value, 1))))
+            return rc;
+        value |= bits;
+        return cmd.mem().write(at, std::as_bytes(std::span(&value, 1)));
+    });
+}
+
+} // namespace ioasid::dispatch

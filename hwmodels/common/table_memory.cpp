@@ -1,0 +1,95 @@
+#include "table_memory.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+namespace ioasid::hw {
+namespace {
+
+constexpr std::uint64_t kBlockBytes = 512 * TableMemory::kTableSize;
+
+} // namespace
+
+TableMemory::TableMemory(memory::PhysSpace& phys) : phys_(phys) {}
+
+TableMemory::~TableMemory()
+{
+    for (const Block& block : blocks_) {
+        phys_.release(block.pa);
+        munmap(block.host, kBlockBytes);
+    }
+}
+
+std::optional<std::uint64_t> TableMemory::alloc()
+{
+    if (free_pages_.empty()) {
+        void* host = mmap(nullptr, kBlockBytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (host == MAP_FAILED)
+            return std::nullopt;
+        // The backing offset of a block is its host address, so one
+        // PhysBacking serves every block without a lookup table.
+        auto pa = phys_.reserve(kBlockPages, *this, reinterpret_cast<std::uintptr_t>(host));
+        if (!pa) {
+            munmap(host, kBlockBytes);
+            return std::nullopt;
+        }
+        Block block{*pa, static_cast<std::byte*>(host)};
+        blocks_.insert(std::upper_bound(blocks_.begin(), blocks_.end(), block,
+                                        [](const Block& a, const Block& b) { return a.pa < b.pa; }),
+                       block);
+        // Handed out from the low end first.
+        for (std::uint64_t i = kBlockPages; i-- > 0;)
+            free_pages_.push_back(*pa + i * kTableSize);
+    }
+    std::uint64_t pa = free_pages_.back();
+    free_pages_.pop_back();
+    ++in_use_;
+    return pa;
+}
+
+void TableMemory::free(std::uint64_t pa)
+{
+    std::memset(entries(pa), 0, kTableSize);
+    free_pages_.push_back(pa);
+    --in_use_;
+}
+
+const TableMemory::Block* TableMemory::block_of(std::uint64_t pa) const
+{
+    auto it = std::upper_bound(blocks_.begin(), blocks_.end(), pa,
+                               [](std::uint64_t v, const Block& b) { return v < b.pa; });
+    assert(it != blocks_.begin());
+    --it;
+    assert(pa - it->pa < kBlockBytes);
+    return &*it;
+}
+
+std::uint64_t* TableMemory::entries(std::uint64_t pa) const
+{
+    const Block* block = block_of(pa);
+    return reinterpret_cast<std::uint64_t*>(block->host + (pa - block->pa));
+}
+
+std::byte* TableMemory::host_at(std::uint64_t offset) const
+{
+    return reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(offset));
+}
+
+int TableMemory::read(std::uint64_t offset, std::span<std::byte> out)
+{
+    std::memcpy(out.data(), host_at(offset), out.size());
+    return 0;
+}
+
+int TableMemory::write(std::uint64_t offset, std::span<const std::byte> in)
+{
+    std::memcpy(host_at(offset), in.data(), in.size());
+    return 0;
+}
+
+} // namespace ioasid::hw

@@ -1,0 +1,188 @@
+#include "unit.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+namespace ioasid::hw {
+
+const char* to_string(FaultReason reason)
+{
+    switch (reason) {
+    case FaultReason::blocked:
+        return "blocked";
+    case FaultReason::pasid_range:
+        return "pasid-range";
+    case FaultReason::address_size:
+        return "address-size";
+    case FaultReason::not_present:
+        return "not-present";
+    case FaultReason::permission:
+        return "permission";
+    }
+    return "unknown";
+}
+
+Unit::Unit(std::string name, std::string family, unsigned max_pasid_bits, std::uint64_t iotlb_page_sizes,
+           std::size_t iotlb_capacity)
+    : name_(std::move(name)), family_(std::move(family)), max_pasid_bits_(max_pasid_bits),
+      iotlb_(iotlb_capacity, iotlb_page_sizes)
+{
+}
+
+Unit::~Unit() = default;
+
+Endpoint& Unit::add_endpoint(EndpointConfig config)
+{
+    endpoints_.push_back(std::make_unique<Endpoint>(std::move(config)));
+    return *endpoints_.back();
+}
+
+unsigned Unit::pasid_bits(const Endpoint& endpoint) const
+{
+    return std::min(endpoint.config().pasid_bits, max_pasid_bits_);
+}
+
+int Unit::check_attach(const Endpoint&, std::optional<std::uint32_t>, const Domain& domain) const
+{
+    return &domain.unit() == this ? 0 : -EINVAL;
+}
+
+std::vector<Span> Unit::reserved_regions(const Endpoint&) const
+{
+    return {};
+}
+
+std::uint32_t Unit::fault_code(FaultReason reason, Access) const
+{
+    return static_cast<std::uint32_t>(reason);
+}
+
+std::uint32_t Unit::fault_code(FaultReason reason, Access access, const Endpoint&, const Domain*) const
+{
+    return fault_code(reason, access);
+}
+
+std::uint32_t Unit::next_domain_tag()
+{
+    std::lock_guard guard(lock_);
+    return next_tag_++;
+}
+
+void Unit::attach(Endpoint& endpoint, std::optional<std::uint32_t> pasid, Domain* domain)
+{
+    std::lock_guard guard(lock_);
+    Domain* old = nullptr;
+    if (pasid) {
+        auto it = endpoint.pasids_.find(*pasid);
+        if (it != endpoint.pasids_.end()) {
+            old = it->second;
+            if (!domain)
+                endpoint.pasids_.erase(it);
+            else
+                it->second = domain;
+        } else if (domain) {
+            endpoint.pasids_.emplace(*pasid, domain);
+        }
+    } else {
+        old = std::exchange(endpoint.rid_domain_, domain);
+    }
+    // What was cached for the old domain may only be reached through the
+    // tag, and a replaced attachment must not keep translating through it;
+    // the driver flushes the old domain's entries, as VT-d does on a
+    // context or PASID entry change.
+    if (old && old != domain)
+        iotlb_.invalidate_domain(old->tag());
+}
+
+Domain* Unit::attached(const Endpoint& endpoint, std::optional<std::uint32_t> pasid) const
+{
+    std::lock_guard guard(lock_);
+    if (!pasid)
+        return endpoint.rid_domain_;
+    auto it = endpoint.pasids_.find(*pasid);
+    return it == endpoint.pasids_.end() ? nullptr : it->second;
+}
+
+std::optional<Fault> Unit::translate(Endpoint& endpoint, std::optional<std::uint32_t> pasid,
+                                     std::uint64_t iova, std::uint64_t length, Access access,
+                                     std::vector<DmaRun>* runs)
+{
+    Domain* domain = nullptr; // what the request reached, for fault_code()
+    auto fault = [&](std::uint64_t at, FaultReason reason) {
+        return Fault{at, pasid, access, reason, fault_code(reason, access, endpoint, domain)};
+    };
+    if (length == 0)
+        return std::nullopt;
+    std::lock_guard guard(lock_);
+    if (pasid && (pasid_bits(endpoint) == 0 || *pasid >> pasid_bits(endpoint)))
+        return fault(iova, FaultReason::pasid_range);
+    if (pasid) {
+        auto it = endpoint.pasids_.find(*pasid);
+        domain = it == endpoint.pasids_.end() ? nullptr : it->second;
+    } else {
+        domain = endpoint.rid_domain_;
+    }
+    if (!domain)
+        return fault(iova, FaultReason::blocked);
+
+    const Span aperture = domain->geometry().aperture;
+    const Iotlb::Tag tag{domain->tag(), pasid};
+    const bool track = access == Access::write && domain->dirty_tracking();
+    std::uint64_t at = iova;
+    std::uint64_t left = length;
+    while (left) {
+        if (at < aperture.first || at > aperture.last)
+            return fault(at, FaultReason::address_size);
+        Iotlb::Entry* entry = iotlb_.lookup(tag, at);
+        Iotlb::Entry fetched;
+        if (!entry) {
+            Translation t = domain->lookup(at);
+            if (!t.present)
+                return fault(at, FaultReason::not_present);
+            fetched = {t.page_pa, t.page_size, t.prot, t.dirty};
+            const std::uint64_t page_iova = t.page_iova;
+            if (fetched.prot.allows(access)) {
+                entry = iotlb_.insert(tag, page_iova, fetched);
+            } else {
+                entry = &fetched; // a faulting walk caches nothing
+            }
+        }
+        if (!entry->prot.allows(access))
+            return fault(at, FaultReason::permission);
+        if (track && !entry->dirty_set) {
+            domain->note_use(at, access);
+            entry->dirty_set = true;
+        }
+        const std::uint64_t offset = at & (entry->page_size - 1);
+        const std::uint64_t piece = std::min(left, entry->page_size - offset);
+        const std::uint64_t pa = entry->page_pa + offset;
+        if (!runs->empty() && runs->back().pa + runs->back().length == pa)
+            runs->back().length += piece;
+        else
+            runs->push_back({pa, piece});
+        at += piece;
+        left -= piece;
+    }
+    return std::nullopt;
+}
+
+void Unit::invalidate(const Domain& domain, Span range)
+{
+    std::lock_guard guard(lock_);
+    iotlb_.invalidate(domain.tag(), range);
+}
+
+void Unit::invalidate_domain(const Domain& domain)
+{
+    std::lock_guard guard(lock_);
+    iotlb_.invalidate_domain(domain.tag());
+}
+
+IotlbStats Unit::iotlb_stats() const
+{
+    std::lock_guard guard(lock_);
+    return iotlb_.stats();
+}
+
+} // namespace ioasid::hw
