@@ -130,6 +130,68 @@ std::string describe(unsigned int cmd, memory::CallerMemory& mem, std::uint64_t 
         return format<iommu_vfio_ioas>("IOMMU_VFIO_IOAS", mem, arg,
                                        {FIELD(iommu_vfio_ioas, ioas_id, dec),
                                         FIELD(iommu_vfio_ioas, op, dec)});
+    case IOMMU_HWPT_ALLOC:
+        return format<iommu_hwpt_alloc>("IOMMU_HWPT_ALLOC", mem, arg,
+                                        {FIELD(iommu_hwpt_alloc, flags, hex),
+                                         FIELD(iommu_hwpt_alloc, dev_id, dec),
+                                         FIELD(iommu_hwpt_alloc, pt_id, dec),
+                                         FIELD(iommu_hwpt_alloc, out_hwpt_id, dec),
+                                         FIELD(iommu_hwpt_alloc, data_type, hex),
+                                         FIELD(iommu_hwpt_alloc, data_len, dec)});
+    case IOMMU_GET_HW_INFO:
+        return format<iommu_hw_info>("IOMMU_GET_HW_INFO", mem, arg,
+                                     {FIELD(iommu_hw_info, flags, hex),
+                                      FIELD(iommu_hw_info, dev_id, dec),
+                                      FIELD(iommu_hw_info, data_len, dec),
+                                      FIELD(iommu_hw_info, out_data_type, hex),
+                                      FIELD(iommu_hw_info, out_max_pasid_log2, dec),
+                                      FIELD(iommu_hw_info, out_capabilities, hex)});
+    case IOMMU_HWPT_SET_DIRTY_TRACKING:
+        return format<iommu_hwpt_set_dirty_tracking>(
+            "IOMMU_HWPT_SET_DIRTY_TRACKING", mem, arg,
+            {FIELD(iommu_hwpt_set_dirty_tracking, flags, hex),
+             FIELD(iommu_hwpt_set_dirty_tracking, hwpt_id, dec)});
+    case IOMMU_HWPT_GET_DIRTY_BITMAP:
+        return format<iommu_hwpt_get_dirty_bitmap>(
+            "IOMMU_HWPT_GET_DIRTY_BITMAP", mem, arg,
+            {FIELD(iommu_hwpt_get_dirty_bitmap, hwpt_id, dec),
+             FIELD(iommu_hwpt_get_dirty_bitmap, flags, hex),
+             FIELD(iommu_hwpt_get_dirty_bitmap, iova, hex),
+             FIELD(iommu_hwpt_get_dirty_bitmap, length, hex),
+             FIELD(iommu_hwpt_get_dirty_bitmap, page_size, hex)});
+    case IOASID_EMU_DEVICE_BIND:
+        return format<ioasid_emu_device_bind>("IOASID_EMU_DEVICE_BIND", mem, arg,
+                                              {FIELD(ioasid_emu_device_bind, flags, hex),
+                                               FIELD(ioasid_emu_device_bind, out_dev_id, dec)});
+    case IOASID_EMU_DEVICE_UNBIND:
+        return format<ioasid_emu_device_unbind>("IOASID_EMU_DEVICE_UNBIND", mem, arg,
+                                                {FIELD(ioasid_emu_device_unbind, dev_id, dec)});
+    case IOASID_EMU_DEVICE_ATTACH:
+        return format<ioasid_emu_device_attach>("IOASID_EMU_DEVICE_ATTACH", mem, arg,
+                                                {FIELD(ioasid_emu_device_attach, flags, hex),
+                                                 FIELD(ioasid_emu_device_attach, dev_id, dec),
+                                                 FIELD(ioasid_emu_device_attach, pt_id, dec),
+                                                 FIELD(ioasid_emu_device_attach, pasid, dec)});
+    case IOASID_EMU_DEVICE_DETACH:
+        return format<ioasid_emu_device_detach>("IOASID_EMU_DEVICE_DETACH", mem, arg,
+                                                {FIELD(ioasid_emu_device_detach, flags, hex),
+                                                 FIELD(ioasid_emu_device_detach, dev_id, dec),
+                                                 FIELD(ioasid_emu_device_detach, pasid, dec)});
+    case IOASID_EMU_DMA:
+        return format<ioasid_emu_dma>("IOASID_EMU_DMA", mem, arg,
+                                      {FIELD(ioasid_emu_dma, flags, hex),
+                                       FIELD(ioasid_emu_dma, dev_id, dec),
+                                       FIELD(ioasid_emu_dma, pasid, dec),
+                                       FIELD(ioasid_emu_dma, iova, hex),
+                                       FIELD(ioasid_emu_dma, length, hex),
+                                       FIELD(ioasid_emu_dma, out_done, hex),
+                                       FIELD(ioasid_emu_dma, out_fault_reason, dec),
+                                       FIELD(ioasid_emu_dma, out_fault_iova, hex)});
+    case IOASID_EMU_PT_DUMP:
+        return format<ioasid_emu_pt_dump>("IOASID_EMU_PT_DUMP", mem, arg,
+                                          {FIELD(ioasid_emu_pt_dump, hwpt_id, dec),
+                                           FIELD(ioasid_emu_pt_dump, buf_len, dec),
+                                           FIELD(ioasid_emu_pt_dump, out_len, dec)});
     case IOASID_EMU_STATUS:
         return format<ioasid_emu_status>("IOASID_EMU_STATUS", mem, arg,
                                          {FIELD(ioasid_emu_status, flags, hex),

@@ -24,3 +24,13 @@ static_assert(offsetof(struct iommu_ioas_map_file, length) == 24, "");
 static_assert(offsetof(struct iommu_ioas_map_file, iova) == 32, "");
 static_assert(std::is_signed<decltype(iommu_ioas_map_file::fd)>::value, "");
 static_assert(sizeof(iommu_ioas_map_file::start) == 8 && sizeof(iommu_ioas_map_file::iova) == 8, "");
+
+/* Linux 6.15: HWPT allocation for PASID attachment */
+static_assert(IOMMU_HWPT_ALLOC_PASID == 8, "");
+/* Linux 6.17 (and 6.12.y backports): hw_info input type */
+static_assert(IOMMU_HW_INFO_FLAG_INPUT_TYPE == 1, "");
+static_assert(IOMMU_HW_INFO_TYPE_DEFAULT == 0, "");
+static_assert(offsetof(struct iommu_hw_info, in_data_type) == 24, "");
+static_assert(offsetof(struct iommu_hw_info, out_data_type) == 24, "");
+static_assert(offsetof(struct iommu_hw_info, out_max_pasid_log2) == 28, "");
+static_assert(sizeof(struct iommu_hw_info) == 40, "");
