@@ -18,10 +18,7 @@ TableMemory::TableMemory(memory::PhysSpace& phys) : phys_(phys) {}
 
 TableMemory::~TableMemory()
 {
-    for (const Block& block : blocks_) {
-        phys_.release(block.pa);
-        munmap(block.host, kBlockBytes);
-    }
+    release_blocks();
 }
 
 std::optional<std::uint64_t> TableMemory::alloc()
@@ -56,7 +53,20 @@ void TableMemory::free(std::uint64_t pa)
 {
     std::memset(entries(pa), 0, kTableSize);
     free_pages_.push_back(pa);
-    --in_use_;
+    // With no table left, the blocks go back: the physical space and the
+    // host memory of a unit nobody uses return to what they were.
+    if (--in_use_ == 0)
+        release_blocks();
+}
+
+void TableMemory::release_blocks()
+{
+    for (const Block& block : blocks_) {
+        phys_.release(block.pa);
+        munmap(block.host, kBlockBytes);
+    }
+    blocks_.clear();
+    free_pages_.clear();
 }
 
 const TableMemory::Block* TableMemory::block_of(std::uint64_t pa) const

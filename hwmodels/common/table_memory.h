@@ -43,6 +43,7 @@ private:
     };
     [[nodiscard]] const Block* block_of(std::uint64_t pa) const;
     [[nodiscard]] std::byte* host_at(std::uint64_t offset) const; // offset into this backing
+    void release_blocks();
 
     memory::PhysSpace& phys_;
     std::vector<Block> blocks_;             // sorted by pa

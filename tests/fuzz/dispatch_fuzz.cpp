@@ -2,6 +2,7 @@
 // on one context, with struct fields drawn from values near the edges the
 // kernel checks. After the program the context is closed and every pinned
 // page, charge and physical reservation must be gone.
+#include <ioasid/emu.h>
 #include <ioasid/iommufd.h>
 
 #include <cstddef>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/access.h"
+#include "hwmodels/families.h"
 #include "core/context.h"
 #include "dispatch/dispatcher.h"
 #include "memory/buffer_caller.h"
@@ -90,6 +92,17 @@ private:
     std::size_t pos_ = 0;
 };
 
+// Family keys left at their defaults.
+class NoParams final : public hw::UnitParams {
+public:
+    std::optional<bool> boolean(std::string_view) override { return std::nullopt; }
+    std::optional<std::int64_t> integer(std::string_view) override { return std::nullopt; }
+    std::optional<std::string> string(std::string_view) override { return std::nullopt; }
+    std::string where(std::string_view) const override { return "fuzz"; }
+};
+
+constexpr const char* kDevices[] = {"m0", "m1", "v0", "v1", "v2"};
+
 struct Harness {
     core::CoreServices services;
     std::shared_ptr<memory::BufferCaller> caller = std::make_shared<memory::BufferCaller>();
@@ -99,6 +112,16 @@ struct Harness {
         caller->add_region(kStruct, 0x1000);
         caller->add_region(kArray, 0x10000);
         caller->add_region(kUser, 0x20000);
+        // A mock unit and a VT-d unit; v1 and v2 share an IOMMU group, m1
+        // and v2 take PASIDs, v2 only PASIDs.
+        NoParams params;
+        for (const char* family : {"mock", "vtd"})
+            services.hardware.add_unit(hw::find_family(family)->create(family, params, services.phys));
+        services.hardware.add_device("mock", {"m0", 1, 0, true}, "m0", false, "vfio0");
+        services.hardware.add_device("mock", {"m1", 2, 8, true}, "m1", false, "vfio1");
+        services.hardware.add_device("vtd", {"v0", 8, 0, true}, "v0", false, "vfio2");
+        services.hardware.add_device("vtd", {"v1", 16, 4, false}, "g", false, "vfio3");
+        services.hardware.add_device("vtd", {"v2", 17, 4, true}, "g", true, "vfio4");
     }
 };
 
@@ -123,7 +146,7 @@ void run(Input& in)
         std::shared_ptr<memory::Caller> who = h.caller;
         for (int steps = 0; !in.empty() && steps < 64; ++steps) {
             std::uint8_t tail = in.byte() & 1;
-            switch (in.byte() % 11) {
+            switch (in.byte() % 20) {
             case 0: {
                 iommu_ioas_alloc a{.size = sizeof(a), .flags = in.flags(0), .out_ioas_id = 0};
                 call(ctx, *h.caller, who, IOMMU_IOAS_ALLOC, a, in.size(sizeof(a)), tail);
@@ -192,6 +215,62 @@ void run(Input& in)
                 }
                 break;
             }
+            case 11: {
+                ioasid_emu_device_bind a{.size = sizeof(a), .flags = in.flags(0), .name = {},
+                                         .out_dev_id = 0, .__reserved = 0};
+                std::strcpy(a.name, kDevices[in.byte() % std::size(kDevices)]);
+                call(ctx, *h.caller, who, IOASID_EMU_DEVICE_BIND, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 12: {
+                ioasid_emu_device_unbind a{.size = sizeof(a), .dev_id = in.id()};
+                call(ctx, *h.caller, who, IOASID_EMU_DEVICE_UNBIND, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 13:
+            case 14: {
+                ioasid_emu_device_attach a{.size = sizeof(a), .flags = in.flags(IOASID_EMU_DEVICE_PASID),
+                                           .dev_id = in.id(), .pt_id = in.id(), .pasid = in.byte() % 20u,
+                                           .__reserved = 0};
+                call(ctx, *h.caller, who, IOASID_EMU_DEVICE_ATTACH, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 15: {
+                ioasid_emu_device_detach a{.size = sizeof(a), .flags = in.flags(IOASID_EMU_DEVICE_PASID),
+                                           .dev_id = in.id(), .pasid = in.byte() % 20u};
+                call(ctx, *h.caller, who, IOASID_EMU_DEVICE_DETACH, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 16: {
+                iommu_hwpt_alloc a{.size = sizeof(a), .flags = in.flags(0xf), .dev_id = in.id(),
+                                   .pt_id = in.id(), .out_hwpt_id = 0, .__reserved = 0,
+                                   .data_type = in.byte() < 240 ? 0u : in.u32(), .data_len = in.byte() % 2 * 8u,
+                                   .data_uptr = kArray, .fault_id = 0, .__reserved2 = 0};
+                call(ctx, *h.caller, who, IOMMU_HWPT_ALLOC, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 17: {
+                ioasid_emu_dma a{.size = sizeof(a), .flags = in.flags(3), .dev_id = in.id(),
+                                 .pasid = in.byte() % 20u, .iova = in.iova(), .length = in.length() % 0x11000,
+                                 .buf_uptr = kArray, .out_done = 0, .out_fault_reason = 0,
+                                 .out_fault_code = 0, .out_fault_iova = 0};
+                call(ctx, *h.caller, who, IOASID_EMU_DMA, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 18: {
+                iommu_hwpt_set_dirty_tracking a{.size = sizeof(a), .flags = in.flags(1), .hwpt_id = in.id(),
+                                                .__reserved = 0};
+                call(ctx, *h.caller, who, IOMMU_HWPT_SET_DIRTY_TRACKING, a, in.size(sizeof(a)), tail);
+                break;
+            }
+            case 19: {
+                iommu_hwpt_get_dirty_bitmap a{.size = sizeof(a), .hwpt_id = in.id(), .flags = in.flags(1),
+                                              .__reserved = 0, .iova = in.iova(), .length = in.length(),
+                                              .page_size = in.byte() < 200 ? 0x1000u : in.u64(),
+                                              .data = kArray};
+                call(ctx, *h.caller, who, IOMMU_HWPT_GET_DIRTY_BITMAP, a, in.size(sizeof(a)), tail);
+                break;
+            }
             default: {
                 iommu_vfio_ioas a{.size = sizeof(a), .ioas_id = in.id(), .op = std::uint16_t(in.byte() % 4),
                                   .__reserved = 0};
@@ -201,8 +280,12 @@ void run(Input& in)
             }
         }
     }
-    // Closing the context must give back everything it pinned.
-    if (h.services.phys.reserved_pages() != 0 || h.services.accounting.user_pages(h.caller->uid()) != 0 ||
+    // Closing the context must give back everything it pinned, every
+    // table page and every device.
+    bool bound = false;
+    for (const auto& device : h.services.hardware.devices())
+        bound |= h.services.hardware.owner_of(*device) != nullptr;
+    if (bound || h.services.phys.reserved_pages() != 0 || h.services.accounting.user_pages(h.caller->uid()) != 0 ||
         h.services.accounting.process_pages(h.caller->process_key()) != 0)
         std::abort();
 }
