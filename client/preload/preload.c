@@ -12,6 +12,14 @@
  * transport notices a new process on first use) and exec passes the table
  * on through the environment. Every other fd and path is passed through
  * untouched.
+ *
+ * open() of /dev/vfio/devices/<name> (the prefix is $IOASID_INTERCEPT_VFIO,
+ * empty to leave those paths alone) asks the daemon for its emulated device
+ * of that name; when it has none, the real open() follows, so real VFIO
+ * devices keep working. A device fd's ioctls go to the daemon (the iommufd
+ * number of VFIO_DEVICE_BIND_IOMMUFD is described to it, see the
+ * transport); read/write/pread/pwrite/mmap fail as the kernel's fail on a
+ * device without regions: EBADF/EACCES by access mode, else EINVAL.
  */
 #define _GNU_SOURCE
 /* Each of open/open64, openat/openat64, fcntl/fcntl64 is its own symbol to
@@ -28,7 +36,10 @@
 #include <string.h>
 #include <linux/close_range.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <ioasid/socket.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -82,6 +93,46 @@ static int open_device(int flags)
 	return fd;
 }
 
+/* The name of a path under the VFIO cdev directory, or NULL. */
+static const char *vfio_name(const char *path)
+{
+	const char *prefix = getenv("IOASID_INTERCEPT_VFIO");
+	if (!prefix)
+		prefix = "/dev/vfio/devices/";
+	size_t n = strlen(prefix);
+	if (!path || !*prefix || strncmp(path, prefix, n) != 0)
+		return NULL;
+	const char *name = path + n;
+	if (!*name || strchr(name, '/') || strlen(name) >= IOASID_SOCKET_DEVICE_NAME_LEN)
+		return NULL;
+	return name;
+}
+
+/* One of the daemon's device files for `path`: 1 with *fd set (or -1 and
+ * errno for a failure that is the open's answer), 0 when the daemon has no
+ * such device and the real open() must run. */
+static int open_vfio(const char *path, int flags, int *fd)
+{
+	const char *name = vfio_name(path);
+	if (!name)
+		return 0;
+	int ret = ioasid_transport_open_device(NULL, name, (flags & O_CLOEXEC) != 0);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0) {
+		*fd = fail(-ret);
+		return 1;
+	}
+	ioasid_transport_set_access_mode(ret, flags);
+	*fd = ret;
+	return 1;
+}
+
+static int open_vfio_at(const char *path, int flags, int *fd)
+{
+	return path && path[0] == '/' && open_vfio(path, flags, fd);
+}
+
 static mode_t mode_arg(int flags, va_list ap)
 {
 	return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
@@ -94,7 +145,12 @@ EXPORT int open(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	return intercepted(path) ? open_device(flags) : real_open(path, flags, mode);
+	int fd;
+	if (intercepted(path))
+		return open_device(flags);
+	if (open_vfio(path, flags, &fd))
+		return fd;
+	return real_open(path, flags, mode);
 }
 
 EXPORT int open64(const char *path, int flags, ...)
@@ -104,7 +160,12 @@ EXPORT int open64(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	return intercepted(path) ? open_device(flags) : real_open64(path, flags, mode);
+	int fd;
+	if (intercepted(path))
+		return open_device(flags);
+	if (open_vfio(path, flags, &fd))
+		return fd;
+	return real_open64(path, flags, mode);
 }
 
 EXPORT int openat(int dirfd, const char *path, int flags, ...)
@@ -114,8 +175,12 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	return intercepted_at(path) ? open_device(flags)
-							   : real_openat(dirfd, path, flags, mode);
+	int fd;
+	if (intercepted_at(path))
+		return open_device(flags);
+	if (open_vfio_at(path, flags, &fd))
+		return fd;
+	return real_openat(dirfd, path, flags, mode);
 }
 
 EXPORT int openat64(int dirfd, const char *path, int flags, ...)
@@ -125,8 +190,12 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	return intercepted_at(path) ? open_device(flags)
-							   : real_openat64(dirfd, path, flags, mode);
+	int fd;
+	if (intercepted_at(path))
+		return open_device(flags);
+	if (open_vfio_at(path, flags, &fd))
+		return fd;
+	return real_openat64(dirfd, path, flags, mode);
 }
 
 /* What _FORTIFY_SOURCE builds call instead of open()/openat(). */
@@ -138,27 +207,45 @@ int __openat64_2(int dirfd, const char *path, int flags);
 EXPORT int __open_2(const char *path, int flags)
 {
 	REAL(__open_2);
-	return intercepted(path) ? open_device(flags) : real___open_2(path, flags);
+	int fd;
+	if (intercepted(path))
+		return open_device(flags);
+	if (open_vfio(path, flags, &fd))
+		return fd;
+	return real___open_2(path, flags);
 }
 
 EXPORT int __open64_2(const char *path, int flags)
 {
 	REAL(__open64_2);
-	return intercepted(path) ? open_device(flags) : real___open64_2(path, flags);
+	int fd;
+	if (intercepted(path))
+		return open_device(flags);
+	if (open_vfio(path, flags, &fd))
+		return fd;
+	return real___open64_2(path, flags);
 }
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
 	REAL(__openat_2);
-	return intercepted_at(path) ? open_device(flags)
-							   : real___openat_2(dirfd, path, flags);
+	int fd;
+	if (intercepted_at(path))
+		return open_device(flags);
+	if (open_vfio_at(path, flags, &fd))
+		return fd;
+	return real___openat_2(dirfd, path, flags);
 }
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
 	REAL(__openat64_2);
-	return intercepted_at(path) ? open_device(flags)
-							   : real___openat64_2(dirfd, path, flags);
+	int fd;
+	if (intercepted_at(path))
+		return open_device(flags);
+	if (open_vfio_at(path, flags, &fd))
+		return fd;
+	return real___openat64_2(dirfd, path, flags);
 }
 
 EXPORT int ioctl(int fd, unsigned long request, ...)
@@ -192,6 +279,76 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count)
 	if (mode < 0)
 		return real_write(fd, buf, count);
 	return fail(mode == O_RDONLY ? EBADF : EINVAL);
+}
+
+/* pread/pwrite reach a VFIO device's regions, of which ours have none:
+ * EBADF by access mode (vfs_read/vfs_write), else EINVAL (before the bind,
+ * and after it no offset names a region). */
+static int device_rw_error(int fd, int write)
+{
+	int mode = ioasid_transport_access_mode(fd);
+	return fail(mode == (write ? O_RDONLY : O_WRONLY) ? EBADF : EINVAL);
+}
+
+EXPORT ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+{
+	REAL(pread);
+	if (!ioasid_transport_is_device(fd))
+		return real_pread(fd, buf, count, offset);
+	return device_rw_error(fd, 0);
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t count, off64_t offset)
+{
+	REAL(pread64);
+	if (!ioasid_transport_is_device(fd))
+		return real_pread64(fd, buf, count, offset);
+	return device_rw_error(fd, 0);
+}
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+	REAL(pwrite);
+	if (!ioasid_transport_is_device(fd))
+		return real_pwrite(fd, buf, count, offset);
+	return device_rw_error(fd, 1);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset)
+{
+	REAL(pwrite64);
+	if (!ioasid_transport_is_device(fd))
+		return real_pwrite64(fd, buf, count, offset);
+	return device_rw_error(fd, 1);
+}
+
+/* do_mmap(): a file not open for reading, or a shared writable mapping of
+ * one not open for writing, is EACCES; then the device's mmap, which has
+ * no region to map: EINVAL. */
+static void *device_mmap_error(int fd, int prot, int flags)
+{
+	int mode = ioasid_transport_access_mode(fd);
+	if (mode == O_WRONLY || ((flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE) && mode == O_RDONLY))
+		errno = EACCES;
+	else
+		errno = EINVAL;
+	return MAP_FAILED;
+}
+
+EXPORT void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	REAL(mmap);
+	if ((flags & MAP_ANONYMOUS) || !ioasid_transport_is_device(fd))
+		return real_mmap(addr, length, prot, flags, fd, offset);
+	return device_mmap_error(fd, prot, flags);
+}
+
+EXPORT void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t offset)
+{
+	REAL(mmap64);
+	if ((flags & MAP_ANONYMOUS) || !ioasid_transport_is_device(fd))
+		return real_mmap64(addr, length, prot, flags, fd, offset);
+	return device_mmap_error(fd, prot, flags);
 }
 
 EXPORT int close(int fd)
@@ -235,7 +392,7 @@ EXPORT int dup2(int fd, int newfd)
 		if (ioasid_transport_owns(fd))
 			ioasid_transport_dup(fd, ret);
 		else if (ret != fd)
-			ioasid_transport_close(ret);
+			ioasid_transport_forget(ret);
 	}
 	return ret;
 }
@@ -248,7 +405,7 @@ EXPORT int dup3(int fd, int newfd, int flags)
 		if (ioasid_transport_owns(fd))
 			ioasid_transport_dup(fd, ret);
 		else
-			ioasid_transport_close(ret);
+			ioasid_transport_forget(ret);
 	}
 	return ret;
 }

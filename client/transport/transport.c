@@ -7,11 +7,13 @@
 #include "transport.h"
 
 #include <ioasid/socket.h>
+#include <ioasid/vfio.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,12 @@
  * through) the connection: a forked child inherits the socket but must not
  * read replies meant for its parent, so it joins on a socket of its own the
  * first time it uses the fd.
+ *
+ * A connection is either a context (an iommufd) or, with `is_device`, an
+ * open file of a device's VFIO cdev. `shared` says that another process
+ * may hold the same socket (this one forked, or inherited it over exec):
+ * then only the daemon, seeing the socket's end, knows when the file's
+ * last reference goes.
  */
 struct connection {
 	pthread_mutex_t lock; /* one request in flight per connection */
@@ -36,6 +44,8 @@ struct connection {
 	uint32_t seq;
 	uint32_t context_id;
 	int access_mode; /* O_RDONLY, O_WRONLY or O_RDWR, as opened */
+	int is_device;
+	int shared;
 	uint8_t token[IOASID_SOCKET_TOKEN_LEN];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -78,7 +88,8 @@ static pid_t self_pid(void)
 }
 
 /* The child of fork() runs alone: locks a parent thread held stay held
- * forever unless re-initialised, and its pid is new. */
+ * forever unless re-initialised, and its pid is new. Parent and child now
+ * both hold every socket. */
 static void after_fork_in_child(void)
 {
 	cached_pid = 0;
@@ -86,15 +97,29 @@ static void after_fork_in_child(void)
 	struct table *t = atomic_load(&fd_table);
 	for (size_t i = 0; t && i < t->len; i++) {
 		struct connection *conn = atomic_load(&t->slots[i]);
-		if (conn)
+		if (conn) {
 			pthread_mutex_init(&conn->lock, NULL);
+			conn->shared = 1;
+		}
 	}
+}
+
+static void after_fork_in_parent(void)
+{
+	pthread_mutex_lock(&table_lock);
+	struct table *t = atomic_load(&fd_table);
+	for (size_t i = 0; t && i < t->len; i++) {
+		struct connection *conn = atomic_load(&t->slots[i]);
+		if (conn)
+			conn->shared = 1;
+	}
+	pthread_mutex_unlock(&table_lock);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void)
 {
-	pthread_atfork(NULL, NULL, after_fork_in_child);
+	pthread_atfork(NULL, after_fork_in_parent, after_fork_in_child);
 }
 
 static struct connection *lookup(int fd)
@@ -205,14 +230,28 @@ static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
 	}
 }
 
-/* Sends OPEN or JOIN on a new socket and fills `conn` from the answer. */
-static int handshake(int sock, struct connection *conn, int join)
+/* Sends OPEN, JOIN or OPEN_DEVICE (`device` names the device) on a new
+ * socket and fills `conn` from the answer. */
+static int handshake(int sock, struct connection *conn, int join, const char *device)
 {
-	struct ioasid_socket_join request;
-	struct iovec iov = { &request, join ? sizeof(request) : sizeof(request.hdr) };
-	fill_hdr(&request.hdr, join ? IOASID_SOCKET_JOIN : IOASID_SOCKET_OPEN, 0, 0);
-	if (join)
-		memcpy(request.token, conn->token, sizeof(request.token));
+	union {
+		struct ioasid_socket_hdr hdr;
+		struct ioasid_socket_join join;
+		struct ioasid_socket_open_device open_device;
+	} request;
+	memset(&request, 0, sizeof(request));
+	struct iovec iov = { &request, sizeof(request.hdr) };
+	if (join) {
+		fill_hdr(&request.hdr, IOASID_SOCKET_JOIN, 0, 0);
+		memcpy(request.join.token, conn->token, sizeof(request.join.token));
+		iov.iov_len = sizeof(request.join);
+	} else if (device) {
+		fill_hdr(&request.hdr, IOASID_SOCKET_OPEN_DEVICE, 0, 0);
+		snprintf(request.open_device.name, sizeof(request.open_device.name), "%s", device);
+		iov.iov_len = sizeof(request.open_device);
+	} else {
+		fill_hdr(&request.hdr, IOASID_SOCKET_OPEN, 0, 0);
+	}
 	int ret = send_all(sock, &iov, 1);
 	if (ret)
 		return ret;
@@ -259,7 +298,7 @@ static int connect_to(const char *path, int cloexec)
 	return sock;
 }
 
-int ioasid_transport_open(const char *socket_path, int cloexec)
+static int open_connection(const char *socket_path, const char *device, int cloexec)
 {
 	int saved_errno = errno;
 	pthread_once(&atfork_once, register_atfork);
@@ -276,10 +315,11 @@ int ioasid_transport_open(const char *socket_path, int cloexec)
 	pthread_mutex_init(&conn->lock, NULL);
 	conn->refs = 1;
 	conn->access_mode = O_RDWR;
+	conn->is_device = device != NULL;
 	snprintf(conn->path, sizeof(conn->path), "%s", socket_path);
 
 	int sock = connect_to(socket_path, cloexec);
-	int ret = sock < 0 ? sock : handshake(sock, conn, 0);
+	int ret = sock < 0 ? sock : handshake(sock, conn, 0, device);
 	if (ret == 0) {
 		pthread_mutex_lock(&table_lock);
 		ret = table_set(sock, conn);
@@ -297,9 +337,30 @@ int ioasid_transport_open(const char *socket_path, int cloexec)
 	return sock;
 }
 
+int ioasid_transport_open(const char *socket_path, int cloexec)
+{
+	return open_connection(socket_path, NULL, cloexec);
+}
+
+int ioasid_transport_open_device(const char *socket_path, const char *name, int cloexec)
+{
+	if (!name || !*name || strchr(name, '/') || strlen(name) >= IOASID_SOCKET_DEVICE_NAME_LEN)
+		return -ENOENT;
+	int fd = open_connection(socket_path, name, cloexec);
+	/* A daemon without the device, without device files at all (it ends
+	 * the connection), or no daemon: not a device of ours. */
+	return fd >= 0 || fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE ? fd : -ENOENT;
+}
+
 int ioasid_transport_owns(int fd)
 {
 	return lookup(fd) != NULL;
+}
+
+int ioasid_transport_is_device(int fd)
+{
+	struct connection *conn = lookup(fd);
+	return conn && conn->is_device;
 }
 
 void ioasid_transport_set_access_mode(int fd, int mode)
@@ -345,7 +406,7 @@ static int rejoin(struct connection *conn, int fd)
 	int sock = connect_to(conn->path, 1);
 	if (sock < 0)
 		return -ENOTCONN;
-	int ret = handshake(sock, conn, 1);
+	int ret = handshake(sock, conn, 1, NULL);
 	if (ret) {
 		raw_close(sock);
 		return ret;
@@ -394,8 +455,35 @@ static int write_own_memory(uint64_t addr, const void *buf, size_t len)
 	return done == (ssize_t)len ? 0 : -EFAULT;
 }
 
+/*
+ * VFIO_DEVICE_BIND_IOMMUFD's fd number, described for the daemon (which
+ * cannot see our descriptor table): one of our context connections to the
+ * same daemon is named by its token; anything else open is "other".
+ */
+static void describe_fd(int number, const struct connection *device,
+			struct ioasid_socket_ioctl_fd *out)
+{
+	out->fd = number;
+	out->fd_kind = IOASID_SOCKET_FD_CLOSED;
+	memset(out->token, 0, sizeof(out->token));
+	if (number < 0)
+		return;
+	struct connection *conn = get_connection(number);
+	if (conn) {
+		if (!conn->is_device && strcmp(conn->path, device->path) == 0) {
+			out->fd_kind = IOASID_SOCKET_FD_CONTEXT;
+			memcpy(out->token, conn->token, sizeof(out->token));
+		} else {
+			out->fd_kind = IOASID_SOCKET_FD_OTHER;
+		}
+		put_connection(conn);
+	} else if (fcntl(number, F_GETFD) >= 0) {
+		out->fd_kind = IOASID_SOCKET_FD_OTHER;
+	}
+}
+
 struct ioctl_message {
-	struct ioasid_socket_ioctl request;
+	struct ioasid_socket_ioctl_fd request; /* .ioctl alone unless IOCTL_FD */
 	unsigned char bytes[IOASID_SOCKET_MAX_INLINE];
 };
 
@@ -428,18 +516,32 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 		inline_len = want <= got ? want : read_own_memory(arg, msg.bytes, want);
 	}
 
+	/* A device's bind names an iommufd by its number here. */
+	const int with_fd = conn->is_device && (uint32_t)cmd == VFIO_DEVICE_BIND_IOMMUFD;
+	if (with_fd) {
+		int32_t number = -1;
+		if (inline_len >= offsetof(struct vfio_device_bind_iommufd, out_devid))
+			memcpy(&number, msg.bytes + offsetof(struct vfio_device_bind_iommufd, iommufd),
+			       sizeof(number));
+		describe_fd(number, conn, &msg.request);
+	}
+
 	pthread_mutex_lock(&conn->lock);
 	int ret = 0;
 	if (conn->owner != self_pid())
 		ret = rejoin(conn, fd);
 	if (ret == 0) {
 		uint32_t seq = ++conn->seq;
-		fill_hdr(&msg.request.hdr, IOASID_SOCKET_IOCTL, seq, (uint32_t)inline_len);
-		msg.request.cmd = (uint32_t)cmd;
-		msg.request.__reserved = 0;
-		msg.request.arg = arg;
-		struct iovec iov = { &msg, sizeof(msg.request) + inline_len };
-		ret = send_all(fd, &iov, 1);
+		fill_hdr(&msg.request.ioctl.hdr, with_fd ? IOASID_SOCKET_IOCTL_FD : IOASID_SOCKET_IOCTL,
+			 seq, (uint32_t)inline_len);
+		msg.request.ioctl.cmd = (uint32_t)cmd;
+		msg.request.ioctl.__reserved = 0;
+		msg.request.ioctl.arg = arg;
+		struct iovec iov[2] = {
+			{ &msg.request, with_fd ? sizeof(msg.request) : sizeof(msg.request.ioctl) },
+			{ msg.bytes, inline_len },
+		};
+		ret = send_all(fd, iov, 2);
 
 		struct reply_message reply;
 		ssize_t got = ret ? ret : receive_reply(fd, seq, &reply, sizeof(reply));
@@ -484,19 +586,60 @@ void ioasid_transport_dup(int oldfd, int newfd)
 	pthread_mutex_unlock(&table_lock);
 }
 
-/* Takes no lock for an fd that is not ours: close() may run in a signal
- * handler. */
-void ioasid_transport_close(int fd)
+/*
+ * The last close of a device file that no other process shares: the daemon
+ * unbinds before the socket closes, so the device is free again when
+ * close() returns, as after the kernel's close. `fd` is still open.
+ */
+static void release_device(int fd, struct connection *conn)
+{
+	pthread_mutex_lock(&conn->lock);
+	uint32_t seq = ++conn->seq;
+	struct ioasid_socket_hdr request;
+	fill_hdr(&request, IOASID_SOCKET_RELEASE, seq, 0);
+	struct iovec iov = { &request, sizeof(request) };
+	struct ioasid_socket_ioctl_reply reply;
+	if (send_all(fd, &iov, 1) == 0)
+		(void)receive_reply(fd, seq, &reply, sizeof(reply));
+	pthread_mutex_unlock(&conn->lock);
+}
+
+/* `fd` no longer names the connection; `may_release`: it is still open
+ * (about to be closed). Takes no lock for an fd that is not ours: close()
+ * may run in a signal handler. */
+static void drop_fd(int fd, int may_release)
 {
 	if (!lookup(fd))
 		return;
+	int saved_errno = errno;
 	pthread_mutex_lock(&table_lock);
 	struct connection *conn = lookup(fd);
+	int release_now = 0;
 	if (conn) {
 		table_set(fd, NULL);
-		release(conn);
+		/* The last reference (no other fd, no call in flight), made
+		 * or joined by this process, which never forked since. */
+		release_now = may_release && conn->is_device && conn->refs == 1 && !conn->shared &&
+			      conn->owner == self_pid();
+		if (!release_now)
+			release(conn);
 	}
 	pthread_mutex_unlock(&table_lock);
+	if (release_now) {
+		release_device(fd, conn);
+		put_connection(conn);
+	}
+	errno = saved_errno;
+}
+
+void ioasid_transport_close(int fd)
+{
+	drop_fd(fd, 1);
+}
+
+void ioasid_transport_forget(int fd)
+{
+	drop_fd(fd, 0);
 }
 
 void ioasid_transport_close_range(unsigned int first, unsigned int last)
@@ -504,11 +647,12 @@ void ioasid_transport_close_range(unsigned int first, unsigned int last)
 	struct table *t = atomic_load_explicit(&fd_table, memory_order_acquire);
 	for (size_t fd = first; t && fd < t->len && fd <= last; fd++)
 		if (atomic_load(&t->slots[fd]))
-			ioasid_transport_close((int)fd);
+			drop_fd((int)fd, 0);
 }
 
-/* Entry format: "fd:context:token-hex:path-hex", entries joined by ','. The
- * path is hex too, so it may hold any byte. */
+/* Entry format: "fd:context:token-hex:path-hex", then ":d" for a device
+ * file, entries joined by ','. The path is hex too, so it may hold any
+ * byte. */
 int ioasid_transport_export(char *buf, unsigned long len)
 {
 	size_t used = 0;
@@ -522,7 +666,7 @@ int ioasid_transport_export(char *buf, unsigned long len)
 		int flags = conn ? fcntl((int)fd, F_GETFD) : -1;
 		if (!conn || flags < 0 || (flags & FD_CLOEXEC))
 			continue;
-		char entry[32 + 2 * IOASID_SOCKET_TOKEN_LEN + 2 * sizeof(conn->path)];
+		char entry[40 + 2 * IOASID_SOCKET_TOKEN_LEN + 2 * sizeof(conn->path)];
 		int n = snprintf(entry, sizeof(entry), "%s%zu:%u:", used ? "," : "", fd,
 				 conn->context_id);
 		for (size_t i = 0; i < IOASID_SOCKET_TOKEN_LEN; i++)
@@ -531,6 +675,8 @@ int ioasid_transport_export(char *buf, unsigned long len)
 		for (size_t i = 0; conn->path[i]; i++)
 			n += snprintf(entry + n, sizeof(entry) - n, "%02x",
 				      (unsigned char)conn->path[i]);
+		if (conn->is_device)
+			n += snprintf(entry + n, sizeof(entry) - n, ":d");
 		if (used + n + 1 > len)
 			ret = -ENOSPC;
 		else
@@ -590,6 +736,11 @@ void ioasid_transport_import(const char *state)
 		long path_len = *p == ':' ? (p++, decode_hex(&p, (unsigned char *)conn->path,
 							    sizeof(conn->path) - 1))
 					  : -1;
+		int is_device = 0;
+		if (path_len > 0 && p[0] == ':' && p[1] == 'd') {
+			is_device = 1;
+			p += 2;
+		}
 		int type = 0;
 		socklen_t type_len = sizeof(type);
 		if (token_len != IOASID_SOCKET_TOKEN_LEN || path_len <= 0 || fd > 65536 ||
@@ -602,6 +753,8 @@ void ioasid_transport_import(const char *state)
 		conn->refs = 1;
 		conn->access_mode = O_RDWR;
 		conn->context_id = (uint32_t)context;
+		conn->is_device = is_device;
+		conn->shared = 1; /* the program that exec'ed may hold it too */
 		pthread_mutex_lock(&table_lock);
 		if (table_set((int)fd, conn) != 0)
 			pthread_mutex_destroy(&conn->lock), free(conn);

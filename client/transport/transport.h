@@ -28,9 +28,19 @@ extern "C" {
  * O_CLOEXEC on open(2). Returns the fd. */
 int ioasid_transport_open(const char *socket_path, int cloexec);
 
+/* Opens the VFIO cdev of the daemon's emulated device whose node is
+ * /dev/vfio/devices/<name>. Returns the fd, or -ENOENT when the daemon has
+ * no such device (or there is no daemon, or it predates device files), or
+ * another -errno. The fd's ioctls are the VFIO device ioctls; its
+ * VFIO_DEVICE_BIND_IOMMUFD takes an iommufd opened with
+ * ioasid_transport_open() on the same socket path. */
+int ioasid_transport_open_device(const char *socket_path, const char *name, int cloexec);
+
 /* Nonzero when `fd` is a transport fd this process knows about (opened
  * here, dup'ed from one, or inherited over fork/exec). */
 int ioasid_transport_owns(int fd);
+/* Nonzero when it is one of a device file. */
+int ioasid_transport_is_device(int fd);
 
 /* One ioctl on the context behind `fd`. Returns what the kernel's ioctl
  * handler would: 0 or -errno. A daemon that is gone gives -ENOTCONN (a CUSE
@@ -39,9 +49,14 @@ int ioasid_transport_owns(int fd);
 int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg);
 
 /* Bookkeeping for the fd table: call after a successful dup/dup2/dup3/fcntl
- * F_DUPFD of a transport fd, and before close() of one. */
+ * F_DUPFD of a transport fd, and before close() of one. The last close()
+ * of a device file this process alone holds waits for the daemon to
+ * unbind the device, as the kernel's close does. When the fd number was
+ * already closed or reused (dup2/dup3 onto it), call
+ * ioasid_transport_forget() instead. */
 void ioasid_transport_dup(int oldfd, int newfd);
 void ioasid_transport_close(int fd);
+void ioasid_transport_forget(int fd);
 /* After a successful close_range()/closefrom() without CLOSE_RANGE_CLOEXEC. */
 void ioasid_transport_close_range(unsigned int first, unsigned int last);
 

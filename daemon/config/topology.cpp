@@ -136,7 +136,8 @@ std::optional<std::uint32_t> parse_pci_rid(std::string_view text)
 
 namespace {
 
-constexpr std::size_t kMaxNameLength = 32;
+// Names travel NUL-terminated in IOASID_EMU_NAME_LEN (32) bytes.
+constexpr std::size_t kMaxNameLength = 31;
 constexpr std::int64_t kMaxRid = 0xffff;
 constexpr std::int64_t kMaxPasidBits = 20;
 
@@ -287,7 +288,7 @@ private:
         std::string text = value_of<std::string>(key, node, owner, "a string");
         if (!is_name(text))
             fail(key, std::string(owner) + " " + std::string(key.str()) + " " + quoted(text) +
-                          " must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
+                          " must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
         return text;
     }
 

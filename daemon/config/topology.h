@@ -82,13 +82,13 @@ inline constexpr std::string_view kFamilies[] = {"mock", "vtd", "smmuv3", "amd",
                                                  "virtio"};
 
 struct UnitSpec {
-    std::string name;   // unique among units, [a-z0-9_-]{1,32}
+    std::string name;   // unique among units, [a-z0-9_-]{1,31}
     std::string family; // one of kFamilies
     Params params;      // every other key of the [[unit]] table
 };
 
 struct DeviceSpec {
-    std::string name; // unique among devices, [a-z0-9_-]{1,32}
+    std::string name; // unique among devices, [a-z0-9_-]{1,31}
     std::string unit; // names a unit
     // Requester / stream id, unique per unit. In the file: an integer
     // 0..0xffff or "BB:DD.F" (hex bus and device) = (bus << 8) | (dev << 3) | fn.

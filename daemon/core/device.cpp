@@ -131,9 +131,14 @@ int Device::replace_rid(HwptPaging& hwpt)
 
 int Device::attach_pasid(std::uint32_t pasid, HwptPaging& hwpt)
 {
+    // iommufd_hwpt_pasid_compat(), then iommu_attach_device_pasid(): PASID
+    // 0 is the RID's, and a device takes PASIDs below its max_pasids only
+    // (none at all without PASID support).
     if (!hwpt.pasid_capable())
         return -EINVAL;
     if (rid_ && !rid_->pasid_capable())
+        return -EINVAL;
+    if (pasid == 0 || pasid >= (std::uint64_t{1} << emulated_.pasid_bits()))
         return -EINVAL;
     auto it = pasids_.find(pasid);
     if (it != pasids_.end() && it->second.get() == &hwpt)
@@ -206,16 +211,11 @@ int Device::attach_auto(Ioas& ioas, std::uint32_t* pt_id)
 
 int Device::attach(std::optional<std::uint32_t> pasid, std::uint32_t* pt_id)
 {
-    if (pasid) {
-        const unsigned bits = emulated_.pasid_bits();
-        if (bits == 0)
-            return -EOPNOTSUPP;
-        if (*pasid == 0 || *pasid >= (std::uint64_t{1} << bits))
-            return -EINVAL;
-    } else if (emulated_.pasid_only) {
-        // The device never issues requests without a PASID.
+    // The device never issues requests without a PASID.
+    if (!pasid && emulated_.pasid_only)
         return -EINVAL;
-    }
+    // The page table is looked up first (iommufd_device_change_pt()); the
+    // PASID itself is judged when the attach reaches the hardware.
     if (auto* hwpt = ctx_.objects().find_as<HwptPaging>(*pt_id))
         return attach_hwpt(pasid, *hwpt);
     if (auto* ioas = ctx_.objects().find_as<Ioas>(*pt_id)) {

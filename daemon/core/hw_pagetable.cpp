@@ -3,6 +3,7 @@
 #include <ioasid/iommufd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cerrno>
 #include <map>
@@ -56,7 +57,10 @@ int hwpt_alloc(Context& ctx, const HwptAllocRequest& request,
             return -EOPNOTSUPP;
         if (request.data_len == 0)
             return -EOPNOTSUPP;
-        if (nest_parent.auto_domain() || !nest_parent.nest_parent())
+        // iommufd_hwpt_nested_alloc(): a parent of another driver
+        // (domain->owner != ops) is as unusable as an automatic one.
+        if (nest_parent.auto_domain() || !nest_parent.nest_parent() ||
+            nest_parent.domain().unit().family() != device->emulated().unit->family())
             return -EINVAL;
         // No unit takes user-owned first-stage tables yet.
         return -EOPNOTSUPP;
@@ -140,14 +144,22 @@ int hwpt_get_dirty_bitmap(Context& ctx, const DirtyBitmapRequest& request,
     if (!domain.dirty_tracking())
         return 0;
 
-    // Bits are gathered per 64-bit word so each word is written once.
+    // Bits are gathered per 64-bit word so each word is written once. A
+    // bit covers 1 << __ffs(page_size) bytes (iova_bitmap_alloc()), which
+    // is page_size itself unless that is no power of two.
+    const unsigned shift = static_cast<unsigned>(std::countr_zero(request.page_size));
     std::map<std::uint64_t, std::uint64_t> words;
     auto record = [&](std::uint64_t leaf_iova, std::uint64_t size) {
         const std::uint64_t first = std::max(leaf_iova, request.iova);
         const std::uint64_t end = std::min(leaf_iova + (size - 1), last);
-        for (std::uint64_t bit = (first - request.iova) / request.page_size;
-             bit <= (end - request.iova) / request.page_size; ++bit)
-            words[bit / 64] |= std::uint64_t{1} << (bit % 64);
+        // A word at a time: a large leaf with a small page_size sets many.
+        const std::uint64_t first_bit = (first - request.iova) >> shift;
+        const std::uint64_t last_bit = (end - request.iova) >> shift;
+        for (std::uint64_t word = first_bit / 64; word <= last_bit / 64; ++word) {
+            const auto lo = static_cast<unsigned>(word == first_bit / 64 ? first_bit % 64 : 0);
+            const auto hi = static_cast<unsigned>(word == last_bit / 64 ? last_bit % 64 : 63);
+            words[word] |= (~std::uint64_t{0} >> (63 - hi)) & (~std::uint64_t{0} << lo);
+        }
     };
     // The walk covers contiguous areas from the start; the kernel stops
     // quietly at the first hole.

@@ -68,7 +68,9 @@ json describe_context(Context& ctx)
             entry["format"] = domain.format_name();
             entry["domain_tag"] = domain.tag();
             entry["nest_parent"] = hwpt.nest_parent();
+            entry["dirty_tracking_allowed"] = domain.request().dirty_tracking;
             entry["dirty_tracking"] = domain.dirty_tracking();
+            entry["pasid_capable"] = hwpt.pasid_capable();
             break;
         }
         case ObjectType::device: {

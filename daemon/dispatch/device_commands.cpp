@@ -115,6 +115,9 @@ int emu_dma_command(Command& cmd, void* buf)
     std::vector<std::byte> bounce(std::min<std::uint64_t>(args.length, kDmaChunk));
     int rc = 0;
     core::DmaResult result;
+    // Nothing to move still needs a device.
+    if (args.length == 0)
+        rc = core::device_dma(cmd.ctx, request, {}, &result);
     for (std::uint64_t at = 0; at < args.length && rc == 0;) {
         auto chunk = std::span(bounce).first(std::min<std::uint64_t>(args.length - at, bounce.size()));
         if (write && cmd.mem().read(args.buf_uptr + at, chunk)) {

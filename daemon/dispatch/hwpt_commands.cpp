@@ -37,7 +37,8 @@ int get_hw_info_command(Command& cmd, void* buf)
     if (args.flags & ~static_cast<std::uint32_t>(IOMMU_HW_INFO_FLAG_INPUT_TYPE))
         return -EOPNOTSUPP;
     const std::uint32_t wanted =
-        (args.flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE) ? args.in_data_type : IOMMU_HW_INFO_TYPE_DEFAULT;
+        (args.flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE) ? args.in_data_type
+                                                     : std::uint32_t{IOMMU_HW_INFO_TYPE_DEFAULT};
     if (std::any_of(std::begin(args.__reserved), std::end(args.__reserved), [](auto b) { return b != 0; }))
         return -EOPNOTSUPP;
     hw::HwInfo info;

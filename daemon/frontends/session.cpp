@@ -56,4 +56,23 @@ int Session::ioctl(unsigned int cmd, const std::shared_ptr<memory::Caller>& call
     return rc;
 }
 
+int vfio_ioctl(dispatch::VfioDevice& device, unsigned int cmd,
+               const std::shared_ptr<memory::Caller>& caller, std::uint64_t arg, pid_t tid,
+               const dispatch::IommufdResolver& resolve)
+{
+    if (!tracing.load(std::memory_order_relaxed))
+        return device.ioctl(cmd, caller, arg, resolve);
+
+    const std::string before = dispatch::VfioDevice::describe(cmd, caller->memory(), arg);
+    const auto start = std::chrono::steady_clock::now();
+    const int rc = device.ioctl(cmd, caller, arg, resolve);
+    const auto took = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
+                                                                start);
+    const std::string after =
+        rc == 0 ? dispatch::VfioDevice::describe(cmd, caller->memory(), arg) : "";
+    spdlog::info("trace pid={} vfio={} {} -> {} ({}){}{} {:.1f}us", tid, device.device().vfio_name,
+                 before, rc, errno_name(rc), rc == 0 ? " out " : "", after, took.count());
+    return rc;
+}
+
 } // namespace ioasid::frontends

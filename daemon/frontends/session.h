@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/context.h"
+#include "dispatch/vfio_device.h"
 #include "memory/caller.h"
 #include "memory/caller_cache.h"
 
@@ -35,5 +36,19 @@ private:
     core::Context context_;
     memory::CallerCache callers_;
 };
+
+// The session's context, as a reference that keeps the whole session alive
+// (what a VFIO device file bound to it holds, as the kernel's file
+// reference on the iommufd).
+[[nodiscard]] inline std::shared_ptr<core::Context> context_of(const std::shared_ptr<Session>& session)
+{
+    return std::shared_ptr<core::Context>(session, &session->context());
+}
+
+// One ioctl on an open VFIO device file, by thread `tid`, traced as
+// Session::ioctl traces. Returns 0 or -errno.
+[[nodiscard]] int vfio_ioctl(dispatch::VfioDevice& device, unsigned int cmd,
+                             const std::shared_ptr<memory::Caller>& caller, std::uint64_t arg,
+                             pid_t tid, const dispatch::IommufdResolver& resolve);
 
 } // namespace ioasid::frontends

@@ -43,9 +43,16 @@ unsigned Unit::pasid_bits(const Endpoint& endpoint) const
     return std::min(endpoint.config().pasid_bits, max_pasid_bits_);
 }
 
-int Unit::check_attach(const Endpoint&, std::optional<std::uint32_t>, const Domain& domain) const
+int Unit::check_attach(const Endpoint& endpoint, std::optional<std::uint32_t>, const Domain& domain) const
 {
-    return &domain.unit() == this ? 0 : -EINVAL;
+    if (&domain.unit() != this)
+        return -EINVAL;
+    // A device that cannot track dirty pages does not go on a domain
+    // allocated for dirty tracking (the selftest mock's
+    // MOCK_FLAGS_DEVICE_NO_DIRTY in mock_domain_nop_attach()).
+    if (domain.request().dirty_tracking && !endpoint.config().dirty_tracking)
+        return -EINVAL;
+    return 0;
 }
 
 std::vector<Span> Unit::reserved_regions(const Endpoint&) const
@@ -128,29 +135,32 @@ std::optional<Fault> Unit::translate(Endpoint& endpoint, std::optional<std::uint
 
     const Span aperture = domain->geometry().aperture;
     const Iotlb::Tag tag{domain->tag(), pasid};
-    const bool track = access == Access::write && domain->dirty_tracking();
+    // With dirty tracking on, the hardware updates the leaf it used: the
+    // accessed bit when it fetches a translation, the dirty bit on the
+    // first write through it.
+    const bool track = domain->dirty_tracking();
     std::uint64_t at = iova;
     std::uint64_t left = length;
     while (left) {
         if (at < aperture.first || at > aperture.last)
             return fault(at, FaultReason::address_size);
         Iotlb::Entry* entry = iotlb_.lookup(tag, at);
-        Iotlb::Entry fetched;
         if (!entry) {
             Translation t = domain->lookup(at);
             if (!t.present)
                 return fault(at, FaultReason::not_present);
-            fetched = {t.page_pa, t.page_size, t.prot, t.dirty};
+            Iotlb::Entry fetched{t.page_pa, t.page_size, t.prot, t.dirty};
             const std::uint64_t page_iova = t.page_iova;
-            if (fetched.prot.allows(access)) {
-                entry = iotlb_.insert(tag, page_iova, fetched);
-            } else {
-                entry = &fetched; // a faulting walk caches nothing
+            if (!fetched.prot.allows(access))
+                return fault(at, FaultReason::permission); // a faulting walk caches nothing
+            if (track) {
+                domain->note_use(at, access);
+                fetched.dirty_set |= access == Access::write;
             }
-        }
-        if (!entry->prot.allows(access))
+            entry = iotlb_.insert(tag, page_iova, fetched);
+        } else if (!entry->prot.allows(access)) {
             return fault(at, FaultReason::permission);
-        if (track && !entry->dirty_set) {
+        } else if (track && access == Access::write && !entry->dirty_set) {
             domain->note_use(at, access);
             entry->dirty_set = true;
         }

@@ -71,7 +71,8 @@ public:
     [[nodiscard]] virtual int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                                            std::unique_ptr<Domain>* out) = 0;
     // Whether `domain` may be attached to (endpoint, pasid): -EINVAL when the
-    // two are incompatible (another unit, a width the device cannot use).
+    // two are incompatible (another unit, a width the device cannot use, a
+    // dirty-tracking domain for a device that cannot track).
     [[nodiscard]] virtual int check_attach(const Endpoint& endpoint, std::optional<std::uint32_t> pasid,
                                            const Domain& domain) const;
     // IOVA ranges a device can never use for DMA (the MSI window on x86).

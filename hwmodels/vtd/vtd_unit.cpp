@@ -80,9 +80,11 @@ HwInfo VtdUnit::hw_info(const Endpoint& endpoint) const
 int VtdUnit::alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                           std::unique_ptr<Domain>* out)
 {
-    // intel_iommu_domain_alloc_user() accepts NEST_PARENT and
-    // DIRTY_TRACKING only; a PASID-capable domain is a later kernel's flag.
-    if (request.pasid)
+    // 6.12's intel_iommu_domain_alloc_user() takes NEST_PARENT and
+    // DIRTY_TRACKING; our uAPI has 6.15's IOMMU_HWPT_ALLOC_PASID as well,
+    // which intel_iommu_domain_alloc_paging_flags() accepts and which
+    // changes nothing in the domain. A unit without PASIDs cannot honour it.
+    if (request.pasid && !pasid_supported(regs_))
         return -EOPNOTSUPP;
     if (request.nest_parent && !nested_supported(regs_))
         return -EOPNOTSUPP;

@@ -437,6 +437,179 @@ def case_status_all(c):
         time.sleep(0.05)
 
 
+# ---- Emulated hardware ---------------------------------------------------------
+
+DEFAULT_DEVICES = ["mock-dev0", "mock-dev1", "nic0", "nvme0", "gpu0", "gpu0-audio", "accel0", "dsa0"]
+# VT-d second-stage leaf bits (hwmodels/vtd/vtd_second_stage.h).
+VTD_R, VTD_W, VTD_SNP = 1 << 0, 1 << 1, 1 << 11
+VTD_ADDR_MASK = ((1 << 52) - 1) & ~0xfff
+
+
+def case_hardware_text(c):
+    result = c.ctl("run", c.script("hardware.ioasid"))
+    check(result.stderr == "", show(result))
+    expect_text(result.stdout, c.script("hardware.out"))
+
+
+def case_hardware_json(c):
+    objects = c.json_lines(c.ctl("--json", "run", c.script("hardware.ioasid")))
+    by_var = {o["var"]: o for o in objects if "var" in o}
+    check(by_var["d"] == {"command": "bind", "ok": True, "line": 5, "var": "d", "name": "nic0", "id": 1},
+          f"bind: {by_var['d']}")
+    info = next(o for o in objects if o["command"] == "hw-info")
+    check(info["type"] == 1 and info["type_name"] == "intel-vtd" and info["max_pasid_log2"] == 16
+          and info["capability_names"] == ["dirty-tracking"], f"hw-info: {info}")
+    decoded = info["vtd"]["decoded"]
+    check(decoded["cap"]["SAGAW"] == 0b100 and decoded["cap"]["MGAW"] == 47 and decoded["cap"]["SLLPS"] == 3
+          and decoded["ecap"]["PSS"] == 19 and decoded["ecap"]["SLADS"] == 1, f"hw-info decode: {decoded}")
+    check(info["data"].startswith("01000000"), f"hw-info data (flags ERRATA_772415_SPR17): {info}")
+    h = by_var["h"]
+    check(h["hwpt"] == 3 and h["auto"] is True and h["pt"] == 2, f"attach: {h}")
+
+    # The round trip: what the device wrote, it reads back.
+    reads = [o for o in objects if o["command"] == "dma read" and o["ok"]]
+    check(reads[0]["data"] == "48656c6c6f2c20444d4121" + "00" * 5 and reads[0]["done"] == 16, f"{reads[0]}")
+    check(reads[1]["data"] == "00" * 16 + "5a" * 64 + "00" * 16, f"{reads[1]}")
+
+    # The page table: one leaf per page of the 64 KiB map, each its page's
+    # physical address with R, W and SNP, and nothing else set.
+    dump = next(o for o in objects if o["command"] == "pt dump")
+    check(dump["format"] == "vtd-second-stage" and dump["levels"] == 4 and dump["unit"] == "vtd0", f"{dump}")
+    leaves = [e for e in dump["entries"] if e["leaf"]]
+    tables = {e["raw"] & VTD_ADDR_MASK for e in dump["entries"] if not e["leaf"]} | {dump["root"]}
+    check([(e["level"], e["iova"], e["size"]) for e in leaves] ==
+          [(0, 0x100000 + i * 4096, 4096) for i in range(16)], f"leaves: {leaves}")
+    base = leaves[0]["raw"] & VTD_ADDR_MASK
+    for i, leaf in enumerate(leaves):
+        want = (base + i * 4096) | VTD_R | VTD_W | VTD_SNP
+        check(leaf["raw"] == want, f"leaf {i}: raw {leaf['raw']:#x}, expected {want:#x}")
+        check("SNP" in leaf["fields"] and f"ADDR={base + i * 4096:#x}" in leaf["fields"], f"{leaf}")
+    check(base not in tables and base >= 1 << 32, f"leaf address {base:#x} vs tables {sorted(tables)}")
+    # In a fresh daemon: the tables' block first, then the pinned memory.
+    check(leaves[0]["raw"] == 0x100200803, f"IOVA 0x100000: raw {leaves[0]['raw']:#x}, expected 0x100200803")
+    check(dump["count"] == len(dump["entries"]) == 3 + 16, f"{dump['count']}")
+
+    # Faults: where, why, the unit's code, the bytes moved before.
+    faults = [o for o in objects if not o["ok"]]
+    check([o["errno"] for o in faults] == ["EIO"] * 3 and all(o.get("expected_failure") for o in faults),
+          f"{faults}")
+    first = faults[0]
+    check(first["done"] == 4096 and first["fault"] == {"reason": "not-present", "reason_value": 4, "code": 0x79,
+                                                       "unit": "vtd0", "iova": 0x110000}, f"{first}")
+    check("IOMMU fault on DMA write at IOVA 0x110000" in first["message"] and
+          "4096 of 8192 bytes done" in first["message"], f"{first}")
+    check(faults[2]["done"] == 0 and faults[2]["fault"]["iova"] == 0x100000
+          and faults[2]["fault"]["reason"] == "not-present", f"after unmap: {faults[2]}")
+
+    # Dirty tracking: exactly the pages written since it was turned on.
+    n = by_var["n"]
+    check(n["dirty"] == 3 and n["pages"] == [0x101000, 0x102000, 0x10f000]
+          and n["ranges"] == [{"start": 0x101000, "last": 0x102fff, "pages": 2},
+                              {"start": 0x10f000, "last": 0x10ffff, "pages": 1}], f"dirty read: {n}")
+    again = [o for o in objects if o["command"] == "dirty read"][1]
+    check(again["dirty"] == 0 and again["ranges"] == [], f"dirty read after a clearing read: {again}")
+
+
+def case_topology(c):
+    text = c.ctl("topology").stdout
+    check(re.search(r"^UNIT +FAMILY +IOTLB HITS +MISSES +INVALIDATIONS +EVICTIONS +ENTRIES$", text, re.M), text)
+    check(re.search(r"^vtd0 +vtd +0 +0 +0 +0 +0$", text, re.M), text)
+    check(re.search(r"^nic0 +vtd0 +00:03\.0 +nic0 +16 bits +/dev/vfio/devices/vfio2 +free$", text, re.M), text)
+    check(re.search(r"^gpu0-audio +vtd0 +00:05\.1 +gpu +- +/dev/vfio/devices/vfio5 +free$", text, re.M), text)
+    check(re.search(r"^accel0 +vtd0 +00:06\.0 +accel0 +8 bits, only +", text, re.M), text)
+
+    view = c.json_lines(c.ctl("--json", "topology"))[0]
+    check([u["name"] for u in view["units"]] == ["mock0", "vtd0", "vtd1"]
+          and [u["family"] for u in view["units"]] == ["mock", "vtd", "vtd"], f"units: {view['units']}")
+    check([d["name"] for d in view["devices"]] == DEFAULT_DEVICES, f"devices: {view['devices']}")
+    devices = {d["name"]: d for d in view["devices"]}
+    check(all(d["state"] == "free" for d in view["devices"]), f"{view['devices']}")
+    check(devices["nic0"]["bdf"] == "00:03.0" and devices["nic0"]["rid"] == 0x18
+          and devices["nic0"]["pasid_bits"] == 16 and devices["nic0"]["node"] == "/dev/vfio/devices/vfio2",
+          f"{devices['nic0']}")
+    check(devices["gpu0"]["group"] == devices["gpu0-audio"]["group"] == "gpu", f"{devices}")
+    check(devices["accel0"]["pasid_only"] is True and devices["dsa0"]["unit"] == "vtd1", f"{devices}")
+
+    # Bound here: the dev id; the IOTLB counts in topology and status.
+    script = ("$d = bind nic0\n$a = ioas alloc\nmap $a --memfd 8K --iova 0x10000\nattach $d $a\n"
+              "dma write $d 0x10000 --fill 7 --length 8K\ndma read $d 0x10000 8K\ntopology\nstatus\n")
+    text = c.ctl("-", input=script).stdout
+    check(re.search(r"^nic0 +vtd0 +00:03\.0 .* bound here \(dev 1\)$", text, re.M), text)
+    check(re.search(r"^vtd0 +vtd +2 +2 +0 +0 +2$", text, re.M), text)
+    check(re.search(r"^unit vtd0  family vtd  iotlb hits 2  misses 2  invalidations 0  evictions 0  entries 2$",
+                    text, re.M), text)
+    check(re.search(r"^    1   device +users \d+  hwpt 3  name nic0$", text, re.M), text)
+
+    # Help pages and usage errors of the new commands.
+    for topic, start in [("dma", "Usage: dma read"), ("pt", "Usage: pt dump"), ("hwpt", "Usage: hwpt alloc"),
+                         ("bind", "Usage: bind NAME"), ("attach", "Usage: attach DEV PT"),
+                         ("dirty", "Usage: dirty enable"), ("hw-info", "Usage: hw-info DEV"),
+                         ("topology", "Usage: topology")]:
+        check(c.ctl(topic, "--help").stdout.startswith(start), f"{topic} --help")
+    check(c.ctl("help", "dma", "write").stdout.startswith("Usage: dma read"), "help dma write")
+    result = c.ctl("dma", "write", "1", "0", "--data", "abc", expect=2)
+    check("odd number of hex digits" in result.stderr, show(result))
+    result = c.ctl("dma", "write", "1", "0", "--fill", "0x100", "--length", "1", expect=2)
+    check("--fill takes one byte" in result.stderr, show(result))
+    result = c.ctl("bind", "x" * 32, expect=2)
+    check("longer than 31 characters" in result.stderr, show(result))
+    result = c.ctl("bind", "nosuch", expect=1)
+    check("bind: ENODEV: no device 'nosuch' in the topology (it has: mock-dev0, " in result.stderr, show(result))
+    result = c.ctl("attach", "1", "2", expect=1)
+    check(result.stderr.strip() == "ioasidctl: attach: ENOENT: no object 1", show(result))
+
+
+def case_device_busy(c):
+    # One script holds gpu0-audio and nic0; another context cannot have
+    # them, nor gpu0 (same IOMMU group), until the holder is gone.
+    holder = subprocess.Popen([c.args.ioasidctl, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=c.daemon.env())
+    try:
+        holder.stdin.write("bind gpu0-audio\nbind nic0\necho ready\n")
+        holder.stdin.flush()
+        lines = [holder.stdout.readline() for _ in range(3)]
+        check(lines == ["bound gpu0-audio: dev 1\n", "bound nic0: dev 2\n", "ready\n"], f"holder printed {lines}")
+        view = c.json_lines(c.ctl("--json", "topology"))[0]
+        devices = {d["name"]: d for d in view["devices"]}
+        owner = devices["nic0"].get("context")
+        check(devices["nic0"]["state"] == "bound" and owner is not None
+              and devices["gpu0-audio"]["context"] == owner and devices["gpu0"]["state"] == "free", f"{devices}")
+
+        result = c.ctl("bind", "nic0", expect=1)
+        check(result.stderr.strip() == f"ioasidctl: bind: EBUSY: nic0 is already bound to context {owner}",
+              show(result))
+        result = c.ctl("bind", "gpu0", expect=1)
+        check(result.stderr.strip() == f"ioasidctl: bind: EBUSY: gpu0 shares IOMMU group 'gpu' with gpu0-audio, "
+                                       f"bound to context {owner}: a group belongs to one context at a time",
+              show(result))
+        obj = c.json_lines(c.ctl("--json", "bind", "gpu0", expect=1))[0]
+        check(obj["errno"] == "EBUSY" and obj["errno_value"] == 16, f"{obj}")
+        # Within one context a bound device cannot be bound twice either.
+        result = c.ctl("-", input="bind nvme0\n!EBUSY bind nvme0\n")
+        check("bind failed as expected: EBUSY: nvme0 is already bound to this context (dev 1)" in result.stdout,
+              show(result))
+        check(re.search(rf"^gpu0-audio .* bound to context {owner}$", c.ctl("topology").stdout, re.M),
+              "topology shows the owner")
+    finally:
+        holder.stdin.close()
+        rc = holder.wait(timeout=30)
+    check(rc == 0, f"holder exited {rc}: {holder.stderr.read()}")
+    holder.stdout.close()
+    holder.stderr.close()
+
+    # Its devices go back with its context.
+    deadline = time.monotonic() + 10
+    while True:
+        result = subprocess.run([c.args.ioasidctl, "bind", "gpu0"], capture_output=True, text=True,
+                                env=c.daemon.env(), timeout=60)
+        if result.returncode == 0:
+            break
+        check("EBUSY" in result.stderr and time.monotonic() < deadline,
+              f"gpu0 still busy 10 s after the holder exited\n{show(result)}")
+        time.sleep(0.05)
+    check(result.stdout == "bound gpu0: dev 1\n", show(result))
+
+
 def case_libioasid(c):
     result = subprocess.run([c.args.libioasid_test, c.daemon.sock], capture_output=True, text=True,
                             env=c.daemon.env(), timeout=120)
@@ -454,6 +627,10 @@ CASES = {
     "file-map": case_file_map,
     "status-all": case_status_all,
     "libioasid": case_libioasid,
+    "hardware-text": case_hardware_text,
+    "hardware-json": case_hardware_json,
+    "topology": case_topology,
+    "device-busy": case_device_busy,
 }
 
 

@@ -6,6 +6,7 @@
 
 #include "explain.h"
 #include "format.h"
+#include "hardware_view.h"
 #include "status_view.h"
 
 using namespace ioasid::ctl;
@@ -171,4 +172,166 @@ TEST_CASE("status tables")
     // Fields the view does not know are still shown.
     Json odd = Json::parse(R"({"contexts": [{"id": 1, "busy": true, "colour": "blue"}]})");
     CHECK(render_status(odd) == "context 1 (busy: not described)  colour blue");
+}
+
+namespace {
+
+// A context with nic0 bound as dev 5 and attached to HWPT 6 on IOAS 1, and
+// the hardware section of the default topology, gpu0-audio bound elsewhere.
+const Json kHwContext = Json::parse(R"({
+  "id": 2, "own": true,
+  "objects": [
+    {"id": 1, "type": "ioas", "users": 2, "areas": []},
+    {"id": 5, "type": "device", "name": "nic0", "users": 2, "hwpt": 6},
+    {"id": 6, "type": "hwpt_paging", "ioas": 1, "unit": "vtd0", "users": 2},
+    {"id": 7, "type": "device", "name": "accel0", "users": 1},
+    {"id": 8, "type": "hwpt_paging", "ioas": 1, "unit": "mock0", "users": 1}
+  ]})");
+
+const Json kHardware = Json::parse(R"({
+  "units": [{"name": "mock0", "family": "mock",
+             "iotlb": {"entries": 1, "evictions": 0, "hits": 7, "invalidations": 2, "misses": 3}},
+            {"name": "vtd0", "family": "vtd"}],
+  "devices": [
+    {"name": "nic0", "unit": "vtd0", "vfio": "vfio2", "rid": 24, "group": "nic0", "pasid_bits": 16,
+     "pasid_only": false, "context": 2},
+    {"name": "gpu0", "unit": "vtd0", "vfio": "vfio4", "rid": 40, "group": "gpu", "pasid_bits": 0,
+     "pasid_only": false},
+    {"name": "gpu0-audio", "unit": "vtd0", "vfio": "vfio5", "rid": 41, "group": "gpu", "pasid_bits": 0,
+     "pasid_only": false, "context": 9},
+    {"name": "accel0", "unit": "vtd0", "vfio": "vfio6", "rid": 48, "group": "accel0", "pasid_bits": 8,
+     "pasid_only": true, "context": 2}
+  ]})");
+
+Facts hw_facts()
+{
+    Facts f;
+    f.context = &kHwContext;
+    f.hardware = &kHardware;
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("emulated hardware: causes")
+{
+    CHECK(explain(ENODEV, Bind{"nope"}, hw_facts()) ==
+          "no device 'nope' in the topology (it has: nic0, gpu0, gpu0-audio, accel0)");
+    CHECK(explain(EBUSY, Bind{"nic0"}, hw_facts()) == "nic0 is already bound to this context (dev 5)");
+    CHECK(explain(EBUSY, Bind{"gpu0-audio"}, hw_facts()) == "gpu0-audio is already bound to context 9");
+    CHECK(explain(EBUSY, Bind{"gpu0"}, hw_facts()) ==
+          "gpu0 shares IOMMU group 'gpu' with gpu0-audio, bound to context 9: a group belongs to one context at a time");
+    CHECK(explain(ENOENT, Unbind{1}, hw_facts()) == "object 1 is an IOAS, not a device");
+    CHECK(explain(ENOENT, HwInfo{3}, hw_facts()) == "no object 3");
+
+    CHECK(explain(EINVAL, Attach{7, 1, std::nullopt}, hw_facts()) ==
+          "accel0 issues only PASID-tagged DMA: attach a PASID (--pasid N)");
+    CHECK(explain(EINVAL, Attach{7, 1, 256}, hw_facts()) == "PASID 256 is outside what accel0 supports (1..255)");
+    CHECK(explain(EINVAL, Attach{7, 1, 3}, hw_facts()).starts_with("a PASID attaches to a HWPT allocated with"));
+    CHECK(explain(EINVAL, Attach{5, 8, std::nullopt}, hw_facts()) ==
+          "HWPT 8 belongs to unit mock0 but nic0 sits behind vtd0");
+    CHECK(explain(EINVAL, Attach{5, 7, std::nullopt}, hw_facts()) == "object 7 is a device, not an IOAS or a HWPT");
+    CHECK(explain(ENOENT, Attach{5, 9, std::nullopt}, hw_facts()) == "no object 9");
+    CHECK(explain(ENOENT, Attach{1, 6, std::nullopt}, hw_facts()) == "object 1 is an IOAS, not a device");
+
+    CHECK(explain(EOPNOTSUPP, HwptAlloc{5, 1, false, true, true}, hw_facts()) ==
+          "vtd0 (behind nic0) offers no dirty tracking or PASID-capable domains");
+    CHECK(explain(EINVAL, HwptAlloc{5, 9, false, false, false}, hw_facts()) == "no IOAS 9");
+    CHECK(explain(EINVAL, HwptAlloc{5, 6, false, false, false}, hw_facts()) ==
+          "HWPT 6 is not a nesting parent (hwpt alloc --nest-parent)");
+
+    Dirty read{DirtyOp::read, 6, 0x1000, 0x1800, 4096, true};
+    CHECK(explain(EINVAL, read, hw_facts()) == "IOVA 0x1000 and LENGTH 0x1800 must be multiples of the page size 0x1000");
+    CHECK(explain(EOPNOTSUPP, Dirty{DirtyOp::enable, 6}, hw_facts()) ==
+          "HWPT 6 was not allocated with dirty tracking (hwpt alloc DEV IOAS --dirty)");
+    CHECK(explain(ENOENT, Dirty{DirtyOp::enable, 1}, hw_facts()) == "object 1 is an IOAS, not a HWPT");
+    CHECK(explain(ENOENT, PtDump{5}, hw_facts()) == "object 5 is a device, not a HWPT");
+    Dma dma;
+    dma.dev = 6;
+    CHECK(explain(ENOENT, dma, hw_facts()) == "object 6 is a HWPT, not a device");
+}
+
+TEST_CASE("emulated hardware: views")
+{
+    CHECK(rid_text(0x18) == "00:03.0");
+    CHECK(rid_text(0x29) == "00:05.1");
+    CHECK(rid_text(0xff07) == "ff:00.7");
+
+    Json report = {{"contexts", Json::array({kHwContext})}, {"hardware", kHardware}};
+    Json view = topology_view(report);
+    REQUIRE(view["devices"].size() == 4);
+    CHECK(view["devices"][0]["state"] == "bound-here");
+    CHECK(view["devices"][0]["dev"] == 5);
+    CHECK(view["devices"][0]["bdf"] == "00:03.0");
+    CHECK(view["devices"][0]["node"] == "/dev/vfio/devices/vfio2");
+    CHECK(view["devices"][1]["state"] == "free");
+    CHECK(view["devices"][2]["state"] == "bound");
+    CHECK(render_topology(view) ==
+          "UNIT   FAMILY  IOTLB HITS  MISSES  INVALIDATIONS  EVICTIONS  ENTRIES\n"
+          "mock0  mock    7           3       2              0          1\n"
+          "vtd0   vtd     0           0       0              0          0\n"
+          "\n"
+          "DEVICE      UNIT  RID      GROUP   PASID         VFIO                     STATE\n"
+          "nic0        vtd0  00:03.0  nic0    16 bits       /dev/vfio/devices/vfio2  bound here (dev 5)\n"
+          "gpu0        vtd0  00:05.0  gpu     -             /dev/vfio/devices/vfio4  free\n"
+          "gpu0-audio  vtd0  00:05.1  gpu     -             /dev/vfio/devices/vfio5  bound to context 9\n"
+          "accel0      vtd0  00:06.0  accel0  8 bits, only  /dev/vfio/devices/vfio6  bound here (dev 7)");
+    CHECK(render_units(report) ==
+          "unit mock0  family mock  iotlb hits 7  misses 3  invalidations 2  evictions 0  entries 1\n"
+          "unit vtd0  family vtd\n");
+    CHECK(render_units(Json::object()).empty());
+
+    Json dump = Json::parse(R"({"hwpt": 3, "unit": "vtd0", "format": "vtd-second-stage", "root": 4294967296,
+      "levels": 2, "aperture": [0, 1073741823], "pgsize_bitmap": 2101248,
+      "entries": [
+        {"level": 1, "index": 0, "table": 4294967296, "iova": 0, "size": 2097152, "raw": 4294971395,
+         "leaf": false, "fields": "ADDR=0x100001000 R W"},
+        {"level": 0, "index": 256, "table": 4294971392, "iova": 1048576, "size": 4096, "raw": 4297066499,
+         "leaf": true, "fields": "ADDR=0x100200000 R W SNP"}]})");
+    CHECK(render_pt_dump(dump) ==
+          "hwpt 3: vtd-second-stage on vtd0, 2 levels, root 0x100000000, aperture 0x0-0x3fffffff, pages 4 KiB 2 MiB\n"
+          "L1[0]      0x0-0x1fffff       0x0000000100001003  table  ADDR=0x100001000 R W\n"
+          "  L0[256]  0x100000-0x100fff  0x0000000100200803  leaf   ADDR=0x100200000 R W SNP");
+
+    std::vector<std::uint8_t> bytes(40, 0);
+    bytes[0] = 'H';
+    bytes[1] = 'i';
+    CHECK(hexdump(0xff8, bytes) ==
+          "0xff8   48 69 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |Hi..............|\n"
+          "0x1008  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|\n"
+          "0x1018  00 00 00 00 00 00 00 00                           |........|");
+    std::vector<std::uint8_t> same(64, 0x5a);
+    CHECK(hexdump(0, same) ==
+          "0x0   5a 5a 5a 5a 5a 5a 5a 5a  5a 5a 5a 5a 5a 5a 5a 5a  |ZZZZZZZZZZZZZZZZ|\n"
+          "*\n"
+          "0x30  5a 5a 5a 5a 5a 5a 5a 5a  5a 5a 5a 5a 5a 5a 5a 5a  |ZZZZZZZZZZZZZZZZ|");
+    CHECK(hex_bytes(std::vector<std::uint8_t>{0xde, 0xad, 0x01}) == "dead01");
+
+    // VT-d: the registers of vtd0 in the default topology.
+    Json decoded = decode_vtd(0x09ed008c406f0466, 0x0003ef9ea6f050df);
+    CHECK(decoded["cap"]["SAGAW"] == 4);
+    CHECK(decoded["cap"]["MGAW"] == 47);
+    CHECK(decoded["cap"]["SLLPS"] == 3);
+    CHECK(decoded["ecap"]["PSS"] == 19);
+    CHECK(decoded["ecap"]["SLADS"] == 1);
+    CHECK(decoded["ecap"]["NEST"] == 1);
+    CHECK(decoded["ecap"]["FLTS"] == 1);
+    CHECK(render_vtd(0x09ed008c406f0466, 0x0003ef9ea6f050df) ==
+          "  cap  0x09ed008c406f0466  SAGAW=0x4 (48-bit/4-level)  MGAW=47 (48-bit)  SLLPS=0x3 (2 MiB, 1 GiB)\n"
+          "  ecap 0x0003ef9ea6f050df  PASID=1  PSS=19 (20-bit PASIDs)  SLADS=1  NEST=1  FLTS=1");
+
+    std::vector<std::uint64_t> bitmap{0b1011'0000'0110, 1};
+    auto runs = dirty_runs(bitmap, 65, 0x100000, 4096);
+    REQUIRE(runs.size() == 4);
+    CHECK(runs[0].iova == 0x101000);
+    CHECK(runs[0].pages == 2);
+    CHECK(runs[1].iova == 0x108000);
+    CHECK(runs[1].pages == 2);
+    CHECK(runs[2].iova == 0x10b000);
+    CHECK(runs[2].pages == 1);
+    CHECK(runs[3].iova == 0x100000 + 64 * 4096);
+    CHECK(dirty_runs(bitmap, 64, 0, 4096).size() == 3); // bit 64 is past nbits
+
+    CHECK(fault_reason_name(4) == "not-present");
+    CHECK(fault_reason_name(9) == "reason-9");
 }

@@ -372,3 +372,114 @@ TEST_CASE("errno names")
     CHECK(errno_name(EBUSY) == "EBUSY");
     CHECK(errno_name(4000) == "E4000");
 }
+
+TEST_CASE("commands: emulated hardware")
+{
+    CHECK(std::holds_alternative<Topology>(parse({"topology"})));
+    CHECK_THROWS_AS(parse({"topology", "x"}), UsageError);
+
+    CHECK(std::get<Bind>(parse({"bind", "nic0"})).name == "nic0");
+    CHECK_THROWS_WITH(parse({"bind"}), Catch::Contains("usage: bind NAME"));
+    CHECK_THROWS_WITH(parse({"bind", std::string(32, 'x').c_str()}), Catch::Contains("longer than 31"));
+    CHECK(std::get<Unbind>(parse({"unbind", "3"})).dev == 3);
+
+    auto attach = std::get<Attach>(parse({"attach", "1", "2"}));
+    CHECK(attach.dev == 1);
+    CHECK(attach.pt == 2);
+    CHECK_FALSE(attach.pasid);
+    CHECK(*std::get<Attach>(parse({"attach", "1", "2", "--pasid", "0x10"})).pasid == 16);
+    CHECK_THROWS_WITH(parse({"attach", "1", "2", "--pasid", "4294967296"}), Catch::Contains("32-bit"));
+    CHECK(*std::get<Detach>(parse({"detach", "1", "--pasid=5"})).pasid == 5);
+    CHECK_FALSE(std::get<Detach>(parse({"detach", "1"})).pasid);
+
+    auto hwpt = std::get<HwptAlloc>(parse({"hwpt", "alloc", "1", "2", "--dirty", "--nest-parent"}));
+    CHECK(hwpt.dev == 1);
+    CHECK(hwpt.pt == 2);
+    CHECK(hwpt.dirty);
+    CHECK(hwpt.nest_parent);
+    CHECK_FALSE(hwpt.pasid);
+    CHECK_THROWS_WITH(parse({"hwpt", "free", "1"}), Catch::Contains("unknown subcommand 'free'"));
+    CHECK_THROWS_AS(parse({"hwpt", "alloc", "1"}), UsageError);
+    CHECK(std::get<HwInfo>(parse({"hw-info", "4"})).dev == 4);
+
+    auto enable = std::get<Dirty>(parse({"dirty", "enable", "3"}));
+    CHECK(enable.op == DirtyOp::enable);
+    CHECK(enable.hwpt == 3);
+    CHECK(std::get<Dirty>(parse({"dirty", "disable", "3"})).op == DirtyOp::disable);
+    auto read = std::get<Dirty>(parse({"dirty", "read", "3", "1M", "64K", "--page-size", "2M", "--no-clear"}));
+    CHECK(read.op == DirtyOp::read);
+    CHECK(read.iova == 1u << 20);
+    CHECK(read.length == 64u << 10);
+    CHECK(read.page_size == 2u << 20);
+    CHECK_FALSE(read.clear);
+    CHECK(std::get<Dirty>(parse({"dirty", "read", "3", "0", "4K"})).page_size == 4096);
+    CHECK_THROWS_WITH(parse({"dirty", "read", "3", "0", "4K", "--page-size", "3000"}),
+                      Catch::Contains("power of two"));
+    CHECK_THROWS_AS(parse({"dirty", "enable", "3", "4"}), UsageError);
+
+    CHECK(std::get<PtDump>(parse({"pt", "dump", "7"})).hwpt == 7);
+    CHECK_THROWS_WITH(parse({"pt", "7"}), Catch::Contains("usage: pt dump HWPT"));
+
+    auto dma_read = std::get<Dma>(parse({"dma", "read", "1", "0x1000", "16", "--pasid", "2"}));
+    CHECK(dma_read.op == DmaOp::read);
+    CHECK(dma_read.iova == 0x1000);
+    CHECK(dma_read.length == 16);
+    CHECK(*dma_read.pasid == 2);
+    auto dma_write = std::get<Dma>(parse({"dma", "write", "1", "0x1000", "--data", "de:ad:BE:ef"}));
+    CHECK(dma_write.op == DmaOp::write);
+    CHECK(dma_write.data == std::vector<std::uint8_t>{0xde, 0xad, 0xbe, 0xef});
+    CHECK(dma_write.length == 4);
+    auto fill = std::get<Dma>(parse({"dma", "write", "1", "0", "--fill", "0xab", "--length", "3"}));
+    CHECK(fill.data == std::vector<std::uint8_t>{0xab, 0xab, 0xab});
+    CHECK_THROWS_WITH(parse({"dma", "write", "1", "0"}), Catch::Contains("exactly one of --data"));
+    CHECK_THROWS_WITH(parse({"dma", "write", "1", "0", "--fill", "1"}), Catch::Contains("needs --length"));
+    CHECK_THROWS_WITH(parse({"dma", "write", "1", "0", "--data", "00", "--length", "1"}),
+                      Catch::Contains("--length goes with --fill"));
+    CHECK_THROWS_WITH(parse({"dma", "write", "1", "0", "--fill", "256", "--length", "1"}),
+                      Catch::Contains("one byte"));
+    CHECK_THROWS_WITH(parse({"dma", "copy", "1"}), Catch::Contains("unknown subcommand 'copy'"));
+    CHECK(std::get<Dma>(parse({"dma", "read", "1", "0", "1G"})).length == 1u << 30);
+    CHECK_THROWS_WITH(parse({"dma", "read", "1", "0", "0x40000001"}), Catch::Contains("more than 1 GiB"));
+    CHECK_THROWS_WITH(parse({"dma", "write", "1", "0", "--fill", "0", "--length", "2G"}),
+                      Catch::Contains("more than 1 GiB"));
+
+    CHECK(parse_hex_bytes("0x0102", "D") == std::vector<std::uint8_t>{1, 2});
+    CHECK(parse_hex_bytes("01-02_03.04", "D") == std::vector<std::uint8_t>{1, 2, 3, 4});
+    CHECK_THROWS_WITH(parse_hex_bytes("012", "D"), Catch::Contains("odd number"));
+    CHECK_THROWS_WITH(parse_hex_bytes("0:12", "D"), Catch::Contains("separator inside a byte"));
+    CHECK_THROWS_WITH(parse_hex_bytes("zz", "D"), Catch::Contains("not hex bytes"));
+}
+
+TEST_CASE("emulated hardware: names, values, help")
+{
+    CHECK(command_name(parse({"hwpt", "alloc", "1", "2"})) == "hwpt alloc");
+    CHECK(command_name(parse({"dirty", "read", "1", "0", "4K"})) == "dirty read");
+    CHECK(command_name(parse({"dirty", "enable", "1"})) == "dirty enable");
+    CHECK(command_name(parse({"pt", "dump", "1"})) == "pt dump");
+    CHECK(command_name(parse({"dma", "write", "1", "0", "--data", "00"})) == "dma write");
+    CHECK(command_name(parse({"hw-info", "1"})) == "hw-info");
+    CHECK(gives_value(parse({"bind", "nic0"})));
+    CHECK(gives_value(parse({"attach", "1", "2"})));
+    CHECK(gives_value(parse({"hwpt", "alloc", "1", "2"})));
+    CHECK(gives_value(parse({"dirty", "read", "1", "0", "4K"})));
+    CHECK(gives_value(parse({"dma", "read", "1", "0", "4"})));
+    CHECK_FALSE(gives_value(parse({"dirty", "enable", "1"})));
+    CHECK_FALSE(gives_value(parse({"unbind", "1"})));
+    CHECK_FALSE(gives_value(parse({"detach", "1"})));
+    CHECK_FALSE(gives_value(parse({"topology"})));
+
+    CHECK(std::get<Help>(parse({"help", "dma", "read"})).topic == "dma");
+    CHECK(std::get<Help>(parse({"hwpt", "alloc", "--help"})).topic == "hwpt");
+    CHECK(std::get<Help>(parse({"help", "hw-info"})).topic == "hw-info");
+    CHECK_THROWS_WITH(parse({"help", "nothing", "here"}), Catch::Contains("no command 'nothing here'"));
+
+    std::vector<std::string> script{"$d = bind nic0", "$a = ioas alloc", "$h = attach $d $a",
+                                    "$n = dma write $d 0x1000 --data 00", "echo $n $h.hwpt",
+                                    "$x = dirty read $h 0 4K"};
+    CHECK_FALSE(check_script(script));
+    std::vector<std::string> bad{"$d = bind nic0", "$u = unbind $d"};
+    auto problem = check_script(bad);
+    REQUIRE(problem);
+    CHECK(problem->line == 2);
+    CHECK_THROWS_AS(parse({"hwpt", "alloc", "1", "2", "--bogus"}), UsageError);
+}

@@ -4,7 +4,11 @@
 #   tests/vm/run-in-vm -w BUILD_DIR -- tests/vm/cuse_suite.sh BUILD_DIR
 #
 # Starts BUILD_DIR/daemon/ioasidd on /dev/ioasid (CUSE), then:
-#   - the node: a character device, mode 0666
+#   - the node: a character device, mode 0666; one VFIO cdev node per
+#     emulated device, /dev/vfio/devices/vfio0..7 (devtmpfs makes the
+#     directories from the CUSE name "vfio/devices/vfioN")
+#   - cuse_vfio: bind a device through the iommufd (the daemon resolves the
+#     caller's fd number to the right open), attach, detach, close unbinds
 #   - clients: cuse_smoke (IOAS map/copy/unmap and errno rules) as root and
 #     as an unprivileged user; integration programs from
 #     BUILD_DIR/tests/integration with IOASID_TEST_DEVICE=/dev/ioasid
@@ -31,6 +35,8 @@ set -u
 build=$(realpath "${1:?usage: cuse_suite.sh BUILD_DIR}")
 ioasidd=$build/daemon/ioasidd
 smoke=$build/tests/vm/cuse_smoke
+vfio=$build/tests/vm/cuse_vfio
+vfio_dir=/dev/vfio/devices
 itdir=$build/tests/integration
 dev=/dev/ioasid
 logdir=$build/meson-logs/vm-cuse
@@ -38,7 +44,7 @@ log_level=${IOASIDD_LOG_LEVEL:-debug}
 export IOASID_TEST_DEVICE=$dev
 # Integration programs for daemon 1 (names in $itdir); missing ones are
 # skipped. Small sizes: everything here runs ~100x slower than native.
-it_programs=${VM_CUSE_IT-it_basic; it_two_procs 2 20; it_threads 2 20 1; it_fork @it_exec_helper; it_dup; it_isolation; it_client_killed 3; it_memlock}
+it_programs=${VM_CUSE_IT-it_basic; it_two_procs 2 20; it_threads 2 20 1; it_fork @it_exec_helper; it_dup; it_isolation; it_client_killed 3; it_memlock; it_vfio_cdev}
 
 t_start=$(cut -d' ' -f1 /proc/uptime)
 pass=0 failed=0 skipped=0
@@ -133,6 +139,7 @@ finish() {
 [ -x "$ioasidd" ] || { not_ok "$ioasidd not built"; finish; }
 [ -x "$smoke" ] || { not_ok "$smoke not built"; finish; }
 [ -e "$dev" ] && { not_ok "$dev exists before the daemon started"; finish; }
+[ -e "$vfio_dir/vfio2" ] && { not_ok "$vfio_dir/vfio2 exists before the daemon started"; finish; }
 mkdir -p "$logdir" || { not_ok "cannot create $logdir (is the build dir shared with -w?)"; finish; }
 rm -f "$logdir"/*.log "$logdir"/*.out
 
@@ -142,6 +149,21 @@ start_daemon daemon-term.log || finish
 mode=$(stat -c '%F %a %U' "$dev")
 if [ "$mode" = "character special file 666 root" ]; then ok "$dev: $mode"
 else not_ok "$dev: '$mode', want 'character special file 666 root'"; fi
+
+# The VFIO cdev nodes: every device of the default topology, made by the
+# daemon before it reports ready.
+vfio_nodes() {
+    # One stat for all eight: a process costs ~0.1 s under TCG.
+    [ "$(stat -c '%F %a' "$vfio_dir"/vfio[0-7] 2>/dev/null | grep -c '^character special file 666$')" = 8 ]
+}
+if vfio_nodes; then ok "$vfio_dir/vfio0..7: character devices, mode 666"
+else not_ok "$vfio_dir: $(ls -l "$vfio_dir" 2>&1 | tr '\n' ' ')"; show_log; fi
+if [ -x "$vfio" ]; then
+    check "VFIO cdev: bind (fd resolved to its open), attach, detach, close unbinds" \
+        timeout -k 2 60 "$vfio" bind
+else
+    skip "VFIO cdev: cuse_vfio not built"
+fi
 
 check "basic client (root)" client basic
 
@@ -244,6 +266,8 @@ if wait_until 20 not_running "$daemon_pid"; then
     else not_ok "SIGTERM: daemon exited with status $rc"; show_log; fi
     if wait_until 10 node_absent; then ok "SIGTERM: $dev removed"
     else not_ok "SIGTERM: $dev still there 10 s after the daemon exited"; fi
+    if wait_until 10 test ! -e "$vfio_dir/vfio2"; then ok "SIGTERM: the VFIO nodes removed"
+    else not_ok "SIGTERM: $vfio_dir/vfio2 still there 10 s after the daemon exited"; fi
     touch /tmp/term.go
     if wait_until 30 not_running "$term_client"; then
         wait "$term_client"

@@ -16,6 +16,7 @@
 #include "core/context.h"
 #include "dispatch/dispatcher.h"
 #include "memory/buffer_caller.h"
+#include "dma_bench.h"
 #include "transport_bench.h"
 
 namespace {
@@ -143,6 +144,8 @@ int main(int argc, char** argv)
 {
     if (argc > 1 && std::string(argv[1]) == "transport")
         return bench::run_transport_bench(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "dma")
+        return bench::run_dma_bench(argc, argv);
     std::vector<std::size_t> counts = {1, 1000, 100000, 1000000};
     std::size_t iterations = 200000;
     for (int i = 1; i < argc; ++i) {
@@ -153,6 +156,7 @@ int main(int argc, char** argv)
         } else if (arg == "--help" || arg == "-h") {
             std::printf("usage: ioasid-bench [--quick]\n"
                         "       ioasid-bench transport --help\n"
+                        "       ioasid-bench dma --help\n"
                         "In-process IOMMU_IOAS_MAP + IOMMU_IOAS_UNMAP of a 4 KiB area with N\n"
                         "areas already present, through the dispatcher and core.\n");
             return 0;

@@ -41,7 +41,7 @@ std::string article(std::string_view word)
 
 class Report {
 public:
-    explicit Report(const Facts& facts) : context_(facts.context) {}
+    explicit Report(const Facts& facts) : context_(facts.context), hardware_(facts.hardware) {}
 
     [[nodiscard]] bool known() const { return context_ && context_->is_object(); }
 
@@ -132,8 +132,61 @@ public:
         return out;
     }
 
+    // The device bound as `dev` in this context: its entry in the
+    // hardware section, or nullptr.
+    [[nodiscard]] const Json* bound_device(std::uint32_t dev) const
+    {
+        const Json* object = this->object(dev);
+        if (!object || object->value("type", std::string()) != "device")
+            return nullptr;
+        return device(object->value("name", std::string()));
+    }
+
+    // A device of the topology by name, or nullptr.
+    [[nodiscard]] const Json* device(std::string_view name) const
+    {
+        for (const Json* d : devices())
+            if (d->value("name", std::string()) == name)
+                return d;
+        return nullptr;
+    }
+
+    [[nodiscard]] std::vector<const Json*> devices() const
+    {
+        std::vector<const Json*> out;
+        if (!hardware_ || !hardware_->is_object())
+            return out;
+        auto list = hardware_->find("devices");
+        if (list != hardware_->end() && list->is_array())
+            for (const Json& d : *list)
+                out.push_back(&d);
+        return out;
+    }
+
+    [[nodiscard]] std::optional<std::uint64_t> own_id() const
+    {
+        return known() ? number(*context_, "id") : std::nullopt;
+    }
+
+    // "bound to context 3", "bound here (dev 2)".
+    [[nodiscard]] std::string owner_text(const Json& device) const
+    {
+        auto owner = number(device, "context");
+        if (!owner)
+            return "free";
+        if (owner == own_id()) {
+            for (const Json* object : objects())
+                if (object->value("type", std::string()) == "device" &&
+                    object->value("name", std::string()) == device.value("name", std::string()))
+                    return "bound to this context (dev " + std::to_string(number(*object, "id").value_or(0)) + ")";
+            return "bound to this context";
+        }
+        return "bound to context " + std::to_string(*owner);
+    }
+
 private:
     const Json* context_;
+    const Json* hardware_;
 };
 
 std::string join_labels(const std::vector<Report::AreaInfo>& areas)
@@ -395,6 +448,198 @@ struct Explainer {
     std::string operator()(const IoasAlloc&) const
     {
         return err == EBUSY ? "the context has run out of object ids" : generic(err);
+    }
+
+    // ---- Emulated hardware ----
+
+    // ENOENT for a DEV argument.
+    std::string no_device(std::uint32_t dev) const
+    {
+        return report.not_a(dev, "device").value_or("no device " + std::to_string(dev));
+    }
+
+    std::string device_label(std::uint32_t dev) const
+    {
+        const Json* object = report.object(dev);
+        std::string name = object ? object->value("name", std::string()) : std::string();
+        return name.empty() ? "device " + std::to_string(dev) : name + " (dev " + std::to_string(dev) + ")";
+    }
+
+    std::string operator()(const Bind& c) const
+    {
+        if (err == ENODEV) {
+            std::string names;
+            for (const Json* d : report.devices())
+                names += (names.empty() ? "" : ", ") + d->value("name", std::string("?"));
+            return "no device '" + c.name + "' in the topology" + (names.empty() ? "" : " (it has: " + names + ")");
+        }
+        if (err == EBUSY) {
+            const Json* device = report.device(c.name);
+            if (!device)
+                return c.name + " or its IOMMU group is in use";
+            if (number(*device, "context"))
+                return c.name + " is already " + report.owner_text(*device);
+            const std::string group = device->value("group", std::string());
+            for (const Json* peer : report.devices())
+                if (peer != device && peer->value("group", std::string()) == group && number(*peer, "context"))
+                    return c.name + " shares IOMMU group '" + group + "' with " +
+                           peer->value("name", std::string("?")) + ", " + report.owner_text(*peer) +
+                           ": a group belongs to one context at a time";
+            return c.name + " or its IOMMU group is in use";
+        }
+        if (err == EINVAL)
+            return "the daemon refused the name '" + c.name + "'";
+        return generic(err);
+    }
+
+    std::string operator()(const Unbind& c) const { return err == ENOENT ? no_device(c.dev) : generic(err); }
+    std::string operator()(const Detach& c) const { return err == ENOENT ? no_device(c.dev) : generic(err); }
+    std::string operator()(const HwInfo& c) const { return err == ENOENT ? no_device(c.dev) : generic(err); }
+
+    std::string operator()(const Attach& c) const
+    {
+        const Json* device = report.bound_device(c.dev);
+        const std::string name = device ? device->value("name", std::string()) : device_label(c.dev);
+        const Json* pt = report.object(c.pt);
+        const std::string pt_type = pt ? pt->value("type", std::string()) : std::string();
+        switch (err) {
+        case ENOENT:
+            if (auto why = report.not_a(c.dev, "device"))
+                return *why;
+            return "no object " + std::to_string(c.pt);
+        case EOPNOTSUPP:
+            if (c.pasid)
+                return name + " has no PASID support";
+            return generic(err);
+        case EINVAL: {
+            if (pt && pt_type != "ioas" && pt_type != "hwpt_paging")
+                return "object " + std::to_string(c.pt) + " is " + article(pt_type) + kind_label(pt_type) +
+                       ", not an IOAS or a HWPT";
+            if (!c.pasid && device && device->value("pasid_only", false))
+                return name + " issues only PASID-tagged DMA: attach a PASID (--pasid N)";
+            if (c.pasid && device) {
+                const auto bits = number(*device, "pasid_bits").value_or(0);
+                if (*c.pasid == 0 || (bits < 32 && *c.pasid >= (std::uint64_t{1} << bits)))
+                    return "PASID " + std::to_string(*c.pasid) + " is outside what " + name + " supports (1.." +
+                           std::to_string((std::uint64_t{1} << bits) - 1) + ")";
+            }
+            if (c.pasid && pt_type == "ioas")
+                return "a PASID attaches to a HWPT allocated with `hwpt alloc DEV IOAS --pasid`, not to an IOAS "
+                       "(automatic domains take no PASIDs)";
+            if (c.pasid)
+                return "HWPT " + std::to_string(c.pt) + " cannot be attached to a PASID (allocate it with "
+                       "`hwpt alloc --pasid`), or the domain on the RID cannot sit under PASIDs";
+            if (pt && device && pt->contains("unit") &&
+                pt->value("unit", std::string()) != device->value("unit", std::string()))
+                return "HWPT " + std::to_string(c.pt) + " belongs to unit " + pt->value("unit", std::string()) +
+                       " but " + name + " sits behind " + device->value("unit", std::string());
+            if (device) {
+                const std::string group = device->value("group", std::string());
+                for (const Json* object : report.objects()) {
+                    if (object->value("type", std::string()) != "device" || number(*object, "id") == c.dev)
+                        continue;
+                    const Json* peer = report.device(object->value("name", std::string()));
+                    auto hwpt = number(*object, "hwpt");
+                    if (peer && peer->value("group", std::string()) == group && hwpt && hwpt != c.pt)
+                        return "IOMMU group '" + group + "' is attached to HWPT " + std::to_string(*hwpt) +
+                               " through " + object->value("name", std::string()) +
+                               ": the devices of a group share one page table";
+                }
+            }
+            return name + " cannot use object " + std::to_string(c.pt) +
+                   " (another unit, an incompatible domain, or its group is attached elsewhere)";
+        }
+        default:
+            return generic(err);
+        }
+    }
+
+    std::string operator()(const HwptAlloc& c) const
+    {
+        const Json* device = report.bound_device(c.dev);
+        const std::string name = device ? device->value("name", std::string()) : device_label(c.dev);
+        const std::string unit = device ? device->value("unit", std::string("its unit")) : "its unit";
+        const Json* pt = report.object(c.pt);
+        const std::string pt_type = pt ? pt->value("type", std::string()) : std::string();
+        switch (err) {
+        case ENOENT:
+            return no_device(c.dev);
+        case EINVAL:
+            if (!pt)
+                return "no IOAS " + std::to_string(c.pt);
+            if (pt_type == "hwpt_paging")
+                return "HWPT " + std::to_string(c.pt) + " is not a nesting parent (hwpt alloc --nest-parent)";
+            return "object " + std::to_string(c.pt) + " is " + article(pt_type) + kind_label(pt_type) +
+                   ", not an IOAS";
+        case EOPNOTSUPP: {
+            if (pt_type == "hwpt_paging")
+                return "nested HWPTs (user-owned first-stage tables) are not supported by " + unit;
+            std::string what;
+            if (c.dirty)
+                what += "dirty tracking";
+            if (c.pasid)
+                what += std::string(what.empty() ? "" : " or ") + "PASID-capable domains";
+            if (c.nest_parent)
+                what += std::string(what.empty() ? "" : " or ") + "nesting parents";
+            return what.empty() ? generic(err) : unit + " (behind " + name + ") offers no " + what;
+        }
+        default:
+            return generic(err);
+        }
+    }
+
+    std::string operator()(const Dirty& c) const
+    {
+        switch (err) {
+        case ENOENT:
+            return report.not_a(c.hwpt, "hwpt_paging").value_or("no HWPT " + std::to_string(c.hwpt));
+        case EOPNOTSUPP:
+            return "HWPT " + std::to_string(c.hwpt) +
+                   " was not allocated with dirty tracking (hwpt alloc DEV IOAS --dirty)";
+        case EINVAL:
+            if (c.op != DirtyOp::read)
+                return generic(err);
+            if (c.length == 0)
+                return "length 0: nothing to read";
+            if (c.iova % c.page_size || c.length % c.page_size)
+                return "IOVA " + hex(c.iova) + " and LENGTH " + hex(c.length) + " must be multiples of the page size " +
+                       hex(c.page_size);
+            return "IOVA " + iova_span(c.iova, c.length) + " is not aligned to the IOAS's IOVA alignment";
+        default:
+            return generic(err);
+        }
+    }
+
+    std::string operator()(const PtDump& c) const
+    {
+        return err == ENOENT ? report.not_a(c.hwpt, "hwpt_paging").value_or("no HWPT " + std::to_string(c.hwpt))
+                             : generic(err);
+    }
+
+    std::string operator()(const Dma& c) const
+    {
+        switch (err) {
+        case ENOENT:
+            return no_device(c.dev);
+        case EFAULT:
+            return "the memory behind IOVA " + iova_span(c.iova, c.length) +
+                   " could not be reached (the process that mapped it is gone or unmapped it), or this "
+                   "process's buffer could not";
+        case EPERM:
+            return "the memory behind the IOVA is mapped read-only";
+        case EOVERFLOW:
+            return "IOVA " + hex(c.iova) + " + length " + hex(c.length) + " wraps";
+        case ESRCH:
+            return "the process that mapped the memory has exited or exec'ed";
+        default:
+            return generic(err);
+        }
+    }
+
+    std::string operator()(const Topology&) const
+    {
+        return err == ENOTTY ? "no status report here: this is not an ioasidd context (a kernel iommufd?)"
+                             : generic(err);
     }
 
     template <typename Other>

@@ -19,6 +19,9 @@ namespace ioasid::ctl {
 struct Facts {
     // This context's entry of the status report ("id", "objects", ...).
     const nlohmann::ordered_json* context = nullptr;
+    // The report's "hardware" section: units, and devices with the context
+    // each is bound to.
+    const nlohmann::ordered_json* hardware = nullptr;
     // IOMMU_IOAS_IOVA_RANGES of the IOAS the command was about.
     std::optional<std::uint64_t> alignment;
     std::optional<std::vector<IovaRange>> usable;

@@ -45,4 +45,32 @@ std::string human_size(std::uint64_t bytes)
     return std::to_string(value) + " " + std::string(units[unit - 1]);
 }
 
+std::string hex16(std::uint64_t value)
+{
+    std::array<char, 24> buf{};
+    std::snprintf(buf.data(), buf.size(), "0x%016llx", static_cast<unsigned long long>(value));
+    return buf.data();
+}
+
+void Table::render(std::string& out) const
+{
+    std::vector<std::size_t> widths;
+    for (const auto& row : rows_) {
+        widths.resize(std::max(widths.size(), row.size()));
+        for (std::size_t i = 0; i < row.size(); ++i)
+            widths[i] = std::max(widths[i], row[i].size());
+    }
+    for (const auto& row : rows_) {
+        std::string line = indent_;
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size())
+                line += std::string(widths[i] - row[i].size() + 2, ' ');
+        }
+        while (!line.empty() && line.back() == ' ')
+            line.pop_back();
+        out += line + "\n";
+    }
+}
+
 } // namespace ioasid::ctl

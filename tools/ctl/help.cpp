@@ -40,6 +40,24 @@ Commands:
   status [--all]                               what the daemon holds
   echo WORDS...                                print (scripts)
 
+Emulated hardware:
+  topology                                     units (IOTLB counters) and devices
+  bind NAME                                    bind a device; value: its dev id
+  unbind DEV                                   unbind it
+  attach DEV PT [--pasid N]                    attach to an IOAS or HWPT; value:
+                                               the HWPT used
+  detach DEV [--pasid N]                       block its DMA again
+  hwpt alloc DEV PT [--nest-parent] [--dirty] [--pasid]
+                                               a HWPT; value: its id
+  hw-info DEV                                  IOMMU_GET_HW_INFO, decoded
+  dirty enable|disable HWPT                    dirty tracking on or off
+  dirty read HWPT IOVA LENGTH [--page-size N] [--no-clear]
+                                               dirty pages; value: their count
+  pt dump HWPT                                 the page table as the IOMMU reads it
+  dma read DEV IOVA LENGTH [--pasid N]         the device reads memory (hexdump)
+  dma write DEV IOVA (--data HEX | --fill BYTE --length N) [--pasid N]
+                                               the device writes memory
+
 Numbers: decimal, 0x hex, 0o octal or 0b binary, with an optional binary
 suffix K, M, G, T, P (or KiB, MiB, ...): 4096, 0x1000, 2M, 1GiB.
 RANGE: START-LAST (inclusive, as `ranges` prints) or START+LENGTH.
@@ -90,8 +108,13 @@ Variables: $name (or ${name}) is the command's value, in decimal:
   ioas alloc -> the id          map, copy -> the IOVA
   unmap      -> bytes unmapped  ranges    -> the number of ranges
   option (get) -> the value     vfio-ioas get -> the id
+  bind       -> the dev id      attach    -> the HWPT id
+  hwpt alloc -> the HWPT id     hw-info   -> the hw_info type
+  dirty read -> dirty pages     pt dump   -> the number of entries
+  dma read/write -> bytes moved
 $name.field is one field of the result, as --json shows it:
   map/copy: .iova .length .ioas    ranges: .count .alignment
+  attach: .hwpt .auto              hw-info: .max_pasid_log2 .capabilities
 A variable may be assigned again; the newest value counts.
 
 A command that fails stops the script with exit status 1 and
@@ -183,15 +206,128 @@ ENODEV when none is set; its value is the id.
 
 constexpr std::string_view kStatus = R"(Usage: status [--all]
 
-What the daemon holds for this context: its processes, objects, mapped
-areas and pinned bytes. --all shows every context the caller may see (all
-of them for root, those of its own uid otherwise). With --json, the
-daemon's report as it is, under "report".
+What the daemon holds for this context: its processes, objects (IOAS with
+their areas, HWPTs, bound devices, accesses) and pinned bytes, then one
+line per emulated IOMMU unit with its IOTLB counters (hits, misses,
+invalidation requests, evictions, entries cached now). --all shows every
+context the caller may see (all of them for root, those of its own uid
+otherwise). With --json, the daemon's report as it is, under "report"
+(the units and devices under "hardware").
 )";
 
 constexpr std::string_view kEcho = R"(Usage: echo WORDS...
 
 Prints its words, after variables are expanded. For scripts.
+)";
+
+constexpr std::string_view kTopology = R"(Usage: topology
+
+The emulated machine the daemon serves (its --topology file, or the
+built-in default): each IOMMU unit with its family and IOTLB counters
+(hits, misses, invalidation requests, evictions, entries cached now), and
+each device with its unit, requester id as PCI bus:device.function, IOMMU
+group, PASID width ("only" for a device that issues only PASID-tagged
+DMA), VFIO node, and whether it is free, bound to this context (with its
+dev id) or bound to another context. --json: "units" and "devices" as the
+status report has them, each device with "bdf", "node" and "state"
+(free, bound-here, bound).
+)";
+
+constexpr std::string_view kBind = R"(Usage: bind NAME
+       unbind DEV
+
+bind makes the device NAME of the topology (see `topology`) a DEVICE object
+of this context (IOASID_EMU_DEVICE_BIND, what VFIO_DEVICE_BIND_IOMMUFD does
+for a VFIO cdev) and prints its id; the value is the id. Its DMA is
+blocked until it is attached. EBUSY when it, or another device of its IOMMU
+group, is bound to another context; ENODEV for a name the topology does not
+have. unbind (or the end of the context) detaches it and gives it back.
+)";
+
+constexpr std::string_view kAttach = R"(Usage: attach DEV PT [--pasid N]
+       detach DEV [--pasid N]
+
+attach points DEV's DMA (its RID, or PASID N) at PT: an IOAS, for which
+the daemon finds or makes an automatic HWPT, or a HWPT from `hwpt alloc`.
+Attaching again replaces what is attached. Prints the HWPT used; the value
+is its id, and .auto says whether it was made for the IOAS.
+detach blocks DEV's DMA (or PASID N's) again.
+
+Devices of one IOMMU group share one page table. A PASID needs a HWPT
+allocated with --pasid; a device that issues only PASID-tagged DMA refuses
+a RID attach (EINVAL).
+)";
+
+constexpr std::string_view kHwpt = R"(Usage: hwpt alloc DEV PT [--nest-parent] [--dirty] [--pasid]
+
+IOMMU_HWPT_ALLOC: a paging HWPT on IOAS PT, in the format of DEV's unit,
+filled with PT's mappings. The value is its id.
+
+  --nest-parent    may be the parent stage of a nested HWPT
+  --dirty          with dirty tracking (see `dirty`)
+  --pasid          may be attached to PASIDs (IOMMU_HWPT_ALLOC_PASID)
+
+EOPNOTSUPP when DEV's unit cannot honour a flag.
+)";
+
+constexpr std::string_view kHwInfo = R"(Usage: hw-info DEV
+
+IOMMU_GET_HW_INFO for DEV: the type of its IOMMU, the generic capabilities
+(dirty-tracking, pasid-exec, pasid-priv) and the PASID width. For Intel
+VT-d also the raw CAP_REG and ECAP_REG and a few fields decoded:
+  SAGAW  second-stage table depths    MGAW   maximum address width - 1
+  SLLPS  second-stage large pages     PSS    PASID width - 1 (with PASID)
+  SLADS  second-stage accessed/dirty  NEST   nested translation
+  FLTS   first-stage translation
+The value is the type (1 for VT-d); --json adds "data" (hex) and "vtd".
+)";
+
+constexpr std::string_view kDirty = R"(Usage: dirty enable HWPT
+       dirty disable HWPT
+       dirty read HWPT IOVA LENGTH [--page-size N] [--no-clear]
+
+Dirty tracking of a HWPT allocated with `hwpt alloc ... --dirty`
+(IOMMU_HWPT_SET_DIRTY_TRACKING, IOMMU_HWPT_GET_DIRTY_BITMAP). While it is
+on, DMA writes set the dirty bits of the leaves they go through.
+
+read prints the pages of [IOVA, IOVA+LENGTH) written since the last read,
+as ranges, and clears their dirty bits (not with --no-clear). IOVA and
+LENGTH must be multiples of the page size (--page-size, default 4096).
+The value is the number of dirty pages; --json lists "ranges" and the
+IOVA of each page ("pages", the first 4096).
+)";
+
+constexpr std::string_view kPt = R"(Usage: pt dump HWPT
+
+The page table of HWPT as the IOMMU reads it (IOASID_EMU_PT_DUMP): a line
+with its format, unit, depth, root address, aperture and page sizes, then
+one line per valid entry, indented by depth:
+
+  L<level>[<index>]  IOVA range it covers  raw entry  leaf|table  fields
+
+Level 0 is the last level. The raw entry is the 64-bit value in memory;
+the fields are its bits in the specification's names (ADDR, R, W, SNP,
+A, D, PS, ...). The value is the number of entries; --json gives the
+daemon's dump as it is ("entries": level, index, table, iova, size, raw,
+leaf, fields).
+)";
+
+constexpr std::string_view kDma = R"(Usage: dma read DEV IOVA LENGTH [--pasid N]
+       dma write DEV IOVA (--data HEX | --fill BYTE --length N) [--pasid N]
+
+The device DEV reads (read) or writes (write) LENGTH bytes at IOVA, as its
+IOMMU translates them (IOASID_EMU_DMA): through the IOTLB and the page
+table of what is attached, to the memory mapped there. read prints the
+bytes as a hexdump addressed by IOVA; write takes them from --data (hex:
+deadbeef, 0xdeadbeef or de:ad:be:ef) or repeats --fill BYTE --length N
+times. --pasid N tags the requests with PASID N.
+
+When the IOMMU refuses a page the transfer stops there and the command
+fails with EIO, naming the reason (blocked, pasid-range, address-size,
+not-present, permission), the unit's own fault code (VT-d's fault reason),
+the faulting IOVA and the bytes moved before it; --json has them under
+"fault" and "done". The value is the bytes moved; a read's --json has the
+bytes under "data" (hex).
 )";
 
 struct Page {
@@ -204,7 +340,10 @@ constexpr std::array kPages{
     Page{"destroy", kDestroy}, Page{"map", kMap},        Page{"unmap", kUnmap},
     Page{"copy", kCopy},     Page{"ranges", kRanges},    Page{"allow", kAllow},
     Page{"option", kOption}, Page{"vfio-ioas", kVfioIoas}, Page{"status", kStatus},
-    Page{"echo", kEcho},
+    Page{"echo", kEcho},     Page{"topology", kTopology}, Page{"bind", kBind},
+    Page{"unbind", kBind},   Page{"attach", kAttach},    Page{"detach", kAttach},
+    Page{"hwpt", kHwpt},     Page{"hw-info", kHwInfo},   Page{"dirty", kDirty},
+    Page{"pt", kPt},         Page{"dma", kDma},
 };
 
 } // namespace

@@ -311,6 +311,192 @@ Command parse_echo(std::span<const std::string> rest)
     return echo;
 }
 
+// ---- Emulated hardware -------------------------------------------------------
+
+std::optional<std::uint32_t> pasid_option(const Args& args)
+{
+    auto value = args.value("pasid");
+    if (!value)
+        return std::nullopt;
+    return parse_id(*value, "--pasid");
+}
+
+Command parse_topology(std::span<const std::string> rest)
+{
+    split_args("topology", rest, {}).expect_positional(0, 0, "topology");
+    return Topology{};
+}
+
+// struct ioasid_emu_device_bind holds the name NUL-terminated in 32 bytes.
+constexpr std::size_t kMaxDeviceName = 31;
+
+Command parse_bind(std::span<const std::string> rest)
+{
+    Args args = split_args("bind", rest, {});
+    args.expect_positional(1, 1, "bind NAME");
+    std::string_view name = args.positional[0];
+    if (name.empty())
+        throw UsageError("bind: the device name is empty");
+    if (name.size() > kMaxDeviceName)
+        throw UsageError("bind: '" + std::string(name) + "' is longer than " +
+                         std::to_string(kMaxDeviceName) + " characters, the most a name can have");
+    return Bind{std::string(name)};
+}
+
+Command parse_unbind(std::span<const std::string> rest)
+{
+    Args args = split_args("unbind", rest, {});
+    args.expect_positional(1, 1, "unbind DEV");
+    return Unbind{parse_id(args.positional[0], "DEV")};
+}
+
+Command parse_attach(std::span<const std::string> rest)
+{
+    static constexpr std::array specs{OptionSpec{"pasid", true}};
+    Args args = split_args("attach", rest, specs);
+    args.expect_positional(2, 2, "attach DEV PT [--pasid N]");
+    return Attach{parse_id(args.positional[0], "DEV"), parse_id(args.positional[1], "PT"),
+                  pasid_option(args)};
+}
+
+Command parse_detach(std::span<const std::string> rest)
+{
+    static constexpr std::array specs{OptionSpec{"pasid", true}};
+    Args args = split_args("detach", rest, specs);
+    args.expect_positional(1, 1, "detach DEV [--pasid N]");
+    return Detach{parse_id(args.positional[0], "DEV"), pasid_option(args)};
+}
+
+Command parse_hwpt(std::span<const std::string> rest)
+{
+    constexpr std::string_view synopsis = "hwpt alloc DEV PT [--nest-parent] [--dirty] [--pasid]";
+    if (rest.empty())
+        throw UsageError("hwpt: missing subcommand; usage: " + std::string(synopsis));
+    if (rest[0] != "alloc")
+        throw UsageError("hwpt: unknown subcommand '" + rest[0] + "'; usage: " + std::string(synopsis));
+    static constexpr std::array specs{OptionSpec{"nest-parent", false}, OptionSpec{"dirty", false},
+                                      OptionSpec{"pasid", false}};
+    Args args = split_args("hwpt alloc", rest.subspan(1), specs);
+    args.expect_positional(2, 2, synopsis);
+    return HwptAlloc{parse_id(args.positional[0], "DEV"), parse_id(args.positional[1], "PT"),
+                     args.has("nest-parent"), args.has("dirty"), args.has("pasid")};
+}
+
+Command parse_hw_info(std::span<const std::string> rest)
+{
+    Args args = split_args("hw-info", rest, {});
+    args.expect_positional(1, 1, "hw-info DEV");
+    return HwInfo{parse_id(args.positional[0], "DEV")};
+}
+
+Command parse_dirty(std::span<const std::string> rest)
+{
+    constexpr std::string_view synopsis =
+        "dirty enable|disable HWPT  or  dirty read HWPT IOVA LENGTH [--page-size N] [--no-clear]";
+    if (rest.empty())
+        throw UsageError("dirty: missing subcommand; usage: " + std::string(synopsis));
+    Dirty dirty;
+    if (rest[0] == "enable" || rest[0] == "disable") {
+        const std::string name = "dirty " + rest[0];
+        Args args = split_args(name, rest.subspan(1), {});
+        args.expect_positional(1, 1, synopsis);
+        dirty.op = rest[0] == "enable" ? DirtyOp::enable : DirtyOp::disable;
+        dirty.hwpt = parse_id(args.positional[0], "HWPT");
+        return dirty;
+    }
+    if (rest[0] != "read")
+        throw UsageError("dirty: unknown subcommand '" + rest[0] + "'; usage: " + std::string(synopsis));
+    static constexpr std::array specs{OptionSpec{"page-size", true}, OptionSpec{"no-clear", false}};
+    Args args = split_args("dirty read", rest.subspan(1), specs);
+    args.expect_positional(3, 3, "dirty read HWPT IOVA LENGTH [--page-size N] [--no-clear]");
+    dirty.op = DirtyOp::read;
+    dirty.hwpt = parse_id(args.positional[0], "HWPT");
+    dirty.iova = parse_u64(args.positional[1], "IOVA");
+    dirty.length = parse_u64(args.positional[2], "LENGTH");
+    if (auto size = args.value("page-size")) {
+        dirty.page_size = parse_u64(*size, "--page-size");
+        if (dirty.page_size == 0 || (dirty.page_size & (dirty.page_size - 1)))
+            throw UsageError("dirty read: --page-size must be a power of two, not '" + std::string(*size) + "'");
+    }
+    dirty.clear = !args.has("no-clear");
+    return dirty;
+}
+
+Command parse_pt(std::span<const std::string> rest)
+{
+    if (rest.empty() || rest[0] != "dump")
+        throw UsageError(std::string("pt: ") + (rest.empty() ? "missing subcommand" : "unknown subcommand '" + rest[0] + "'") +
+                         "; usage: pt dump HWPT");
+    Args args = split_args("pt dump", rest.subspan(1), {});
+    args.expect_positional(1, 1, "pt dump HWPT");
+    return PtDump{parse_id(args.positional[0], "HWPT")};
+}
+
+// The most one `dma` command moves: its bytes live in ioasidctl's memory.
+constexpr std::uint64_t kMaxDmaBytes = std::uint64_t{1} << 30;
+
+Command parse_dma(std::span<const std::string> rest)
+{
+    constexpr std::string_view read_synopsis = "dma read DEV IOVA LENGTH [--pasid N]";
+    constexpr std::string_view write_synopsis =
+        "dma write DEV IOVA (--data HEX | --fill BYTE --length N) [--pasid N]";
+    if (rest.empty() || (rest[0] != "read" && rest[0] != "write"))
+        throw UsageError(std::string("dma: ") +
+                         (rest.empty() ? "missing subcommand" : "unknown subcommand '" + rest[0] + "'") +
+                         "; usage: " + std::string(read_synopsis) + "  or  " + std::string(write_synopsis));
+    Dma dma;
+    if (rest[0] == "read") {
+        static constexpr std::array specs{OptionSpec{"pasid", true}};
+        Args args = split_args("dma read", rest.subspan(1), specs);
+        args.expect_positional(3, 3, read_synopsis);
+        dma.op = DmaOp::read;
+        dma.dev = parse_id(args.positional[0], "DEV");
+        dma.iova = parse_u64(args.positional[1], "IOVA");
+        dma.length = parse_u64(args.positional[2], "LENGTH");
+        // The bytes come back into a buffer of ioasidctl's own.
+        if (dma.length > kMaxDmaBytes)
+            throw UsageError("dma read: LENGTH " + std::string(args.positional[2]) + " is more than 1 GiB");
+        dma.pasid = pasid_option(args);
+        return dma;
+    }
+    static constexpr std::array specs{OptionSpec{"data", true}, OptionSpec{"fill", true},
+                                      OptionSpec{"length", true}, OptionSpec{"pasid", true}};
+    Args args = split_args("dma write", rest.subspan(1), specs);
+    args.expect_positional(2, 2, write_synopsis);
+    dma.op = DmaOp::write;
+    dma.dev = parse_id(args.positional[0], "DEV");
+    dma.iova = parse_u64(args.positional[1], "IOVA");
+    dma.pasid = pasid_option(args);
+    auto data = args.value("data");
+    auto fill = args.value("fill");
+    if (data.has_value() == fill.has_value())
+        throw UsageError("dma write: give exactly one of --data HEX and --fill BYTE; usage: " +
+                         std::string(write_synopsis));
+    if (data) {
+        if (args.has("length"))
+            throw UsageError("dma write: --length goes with --fill; --data has its own length");
+        dma.data = parse_hex_bytes(*data, "--data");
+        if (dma.data.empty())
+            throw UsageError("dma write: --data is empty");
+    } else {
+        std::uint64_t byte = parse_u64(*fill, "--fill");
+        if (byte > 0xff)
+            throw UsageError("dma write: --fill takes one byte (0..255, 0x0..0xff), not '" + std::string(*fill) + "'");
+        auto length = args.value("length");
+        if (!length)
+            throw UsageError("dma write: --fill needs --length N");
+        std::uint64_t n = parse_u64(*length, "--length");
+        if (n == 0)
+            throw UsageError("dma write: --length must not be 0");
+        // The bytes are built here; more than this is not a command line's job.
+        if (n > kMaxDmaBytes)
+            throw UsageError("dma write: --length " + std::string(*length) + " is more than 1 GiB");
+        dma.data.assign(n, static_cast<std::uint8_t>(byte));
+    }
+    dma.length = dma.data.size();
+    return dma;
+}
+
 using Parser = Command (*)(std::span<const std::string>);
 
 struct CommandEntry {
@@ -325,6 +511,11 @@ constexpr std::array kCommands{
     CommandEntry{"allow", parse_allow},   CommandEntry{"option", parse_option},
     CommandEntry{"vfio-ioas", parse_vfio_ioas}, CommandEntry{"status", parse_status},
     CommandEntry{"echo", parse_echo},
+    CommandEntry{"topology", parse_topology}, CommandEntry{"bind", parse_bind},
+    CommandEntry{"unbind", parse_unbind},     CommandEntry{"attach", parse_attach},
+    CommandEntry{"detach", parse_detach},     CommandEntry{"hwpt", parse_hwpt},
+    CommandEntry{"hw-info", parse_hw_info},   CommandEntry{"dirty", parse_dirty},
+    CommandEntry{"pt", parse_pt},             CommandEntry{"dma", parse_dma},
 };
 
 const CommandEntry* find_command(std::string_view name)
@@ -345,8 +536,9 @@ std::string help_topic(std::span<const std::string> words)
             topic += ' ';
         topic += word;
     }
-    if (topic == "ioas alloc")
-        topic = "ioas";
+    // "ioas alloc", "dma read", "pt dump": the page is the first word's.
+    if (auto space = topic.find(' '); space != std::string::npos && find_command(topic.substr(0, space)))
+        topic.resize(space);
     if (!topic.empty() && !find_command(topic) && topic != "run" && topic != "script")
         throw UsageError("help: no command '" + topic + "'");
     return topic;
@@ -557,6 +749,40 @@ IovaRange parse_range(std::string_view text)
     return range;
 }
 
+std::vector<std::uint8_t> parse_hex_bytes(std::string_view text, std::string_view what)
+{
+    std::string_view digits = text;
+    if (digits.starts_with("0x") || digits.starts_with("0X"))
+        digits.remove_prefix(2);
+    std::vector<std::uint8_t> out;
+    int high = -1;
+    for (char c : digits) {
+        if (c == ':' || c == '-' || c == '_' || c == '.') {
+            if (high >= 0)
+                bad_number(text, what, "has a separator inside a byte (give two hex digits per byte)");
+            continue;
+        }
+        int v;
+        if (c >= '0' && c <= '9')
+            v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v = c - 'A' + 10;
+        else
+            bad_number(text, what, "is not hex bytes (try deadbeef or de:ad:be:ef)");
+        if (high < 0) {
+            high = v;
+        } else {
+            out.push_back(static_cast<std::uint8_t>(high << 4 | v));
+            high = -1;
+        }
+    }
+    if (high >= 0)
+        bad_number(text, what, "has an odd number of hex digits");
+    return out;
+}
+
 // ---- Commands --------------------------------------------------------------
 
 std::string command_name(const Command& command)
@@ -574,6 +800,19 @@ std::string command_name(const Command& command)
         std::string operator()(const Status&) const { return "status"; }
         std::string operator()(const Echo&) const { return "echo"; }
         std::string operator()(const Help&) const { return "help"; }
+        std::string operator()(const Topology&) const { return "topology"; }
+        std::string operator()(const Bind&) const { return "bind"; }
+        std::string operator()(const Unbind&) const { return "unbind"; }
+        std::string operator()(const Attach&) const { return "attach"; }
+        std::string operator()(const Detach&) const { return "detach"; }
+        std::string operator()(const HwptAlloc&) const { return "hwpt alloc"; }
+        std::string operator()(const HwInfo&) const { return "hw-info"; }
+        std::string operator()(const Dirty& c) const
+        {
+            return c.op == DirtyOp::enable ? "dirty enable" : c.op == DirtyOp::disable ? "dirty disable" : "dirty read";
+        }
+        std::string operator()(const PtDump&) const { return "pt dump"; }
+        std::string operator()(const Dma& c) const { return c.op == DmaOp::read ? "dma read" : "dma write"; }
     };
     return std::visit(Namer{}, command);
 }
@@ -584,9 +823,14 @@ bool gives_value(const Command& command)
         return !option->value; // a get
     if (const auto* vfio = std::get_if<VfioIoas>(&command))
         return vfio->op == VfioOp::get;
+    if (const auto* dirty = std::get_if<Dirty>(&command))
+        return dirty->op == DirtyOp::read;
     return std::holds_alternative<IoasAlloc>(command) || std::holds_alternative<Map>(command) ||
            std::holds_alternative<Unmap>(command) || std::holds_alternative<Copy>(command) ||
-           std::holds_alternative<Ranges>(command);
+           std::holds_alternative<Ranges>(command) || std::holds_alternative<Bind>(command) ||
+           std::holds_alternative<Attach>(command) || std::holds_alternative<HwptAlloc>(command) ||
+           std::holds_alternative<HwInfo>(command) || std::holds_alternative<PtDump>(command) ||
+           std::holds_alternative<Dma>(command);
 }
 
 Command parse_command(std::span<const std::string> words)

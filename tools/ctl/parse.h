@@ -105,12 +105,75 @@ struct Echo {
     std::string text;
 };
 
+// ---- Emulated hardware (uapi/ioasid/emu.h and the HWPT ioctls) ---------------
+
+// The units and devices of the daemon's topology, from the status report.
+struct Topology {};
+
+struct Bind {
+    std::string name; // as the topology names the device
+};
+
+struct Unbind {
+    std::uint32_t dev = 0;
+};
+
+struct Attach {
+    std::uint32_t dev = 0;
+    std::uint32_t pt = 0;                // an IOAS or a HWPT
+    std::optional<std::uint32_t> pasid;  // nullopt: the RID
+};
+
+struct Detach {
+    std::uint32_t dev = 0;
+    std::optional<std::uint32_t> pasid;
+};
+
+struct HwptAlloc {
+    std::uint32_t dev = 0;
+    std::uint32_t pt = 0;
+    bool nest_parent = false;
+    bool dirty = false;
+    bool pasid = false;
+};
+
+struct HwInfo {
+    std::uint32_t dev = 0;
+};
+
+enum class DirtyOp { enable, disable, read };
+
+struct Dirty {
+    DirtyOp op = DirtyOp::read;
+    std::uint32_t hwpt = 0;
+    std::uint64_t iova = 0;          // read only
+    std::uint64_t length = 0;        // read only
+    std::uint64_t page_size = 4096;  // read only
+    bool clear = true;               // read only: false with --no-clear
+};
+
+struct PtDump {
+    std::uint32_t hwpt = 0;
+};
+
+enum class DmaOp { read, write };
+
+struct Dma {
+    DmaOp op = DmaOp::read;
+    std::uint32_t dev = 0;
+    std::uint64_t iova = 0;
+    std::uint64_t length = 0;               // read; write: data.size()
+    std::vector<std::uint8_t> data;         // write: the bytes the device writes
+    std::optional<std::uint32_t> pasid;
+};
+
 struct Help {
     std::string topic; // empty: the overview
 };
 
 using Command = std::variant<IoasAlloc, Destroy, Map, Unmap, Copy, Ranges, Allow, Option,
-                             VfioIoas, Status, Echo, Help>;
+                             VfioIoas, Status, Echo, Help, Topology, Bind, Unbind, Attach, Detach,
+                             HwptAlloc, HwInfo, Dirty, PtDump, Dma>;
 
 // The command's name as help and JSON output spell it ("ioas alloc", "map").
 [[nodiscard]] std::string command_name(const Command& command);
@@ -131,6 +194,9 @@ using Command = std::variant<IoasAlloc, Destroy, Map, Unmap, Copy, Ranges, Allow
 [[nodiscard]] std::uint32_t parse_id(std::string_view text, std::string_view what);
 // START-LAST (inclusive) or START+LENGTH.
 [[nodiscard]] IovaRange parse_range(std::string_view text);
+// Bytes in hex: "deadbeef", "0xdeadbeef", "de:ad:be:ef" (':', '-', '_' and
+// '.' between pairs are ignored). An odd number of digits is an error.
+[[nodiscard]] std::vector<std::uint8_t> parse_hex_bytes(std::string_view text, std::string_view what);
 
 // ---- Script lines ----------------------------------------------------------
 

@@ -69,6 +69,9 @@ void Runner::print_failure(const Command& command, const CommandFailed& failure,
         object["errno"] = errno_name(failure.err());
         object["errno_value"] = failure.err();
         object["message"] = failure.what();
+        if (failure.details().is_object())
+            for (const auto& [key, value] : failure.details().items())
+                object[key] = value;
         out_ << json_line(object) << '\n';
     } else if (expected && !options_.quiet) {
         out_ << command_name(command) << " failed as expected: " << errno_name(failure.err()) << ": "

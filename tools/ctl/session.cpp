@@ -123,6 +123,9 @@ void Session::fail(int err, const Command& command)
         auto contexts = report.find("contexts");
         if (contexts != report.end() && contexts->is_array() && !contexts->empty())
             context = &(*contexts)[0];
+        auto hardware = report.find("hardware");
+        if (hardware != report.end() && hardware->is_object())
+            facts.hardware = &*hardware;
     }
     facts.context = context;
 
@@ -161,6 +164,16 @@ Outcome Session::run(const Command& command)
         Outcome operator()(const Option& c) const { return s.option(c); }
         Outcome operator()(const VfioIoas& c) const { return s.vfio_ioas(c); }
         Outcome operator()(const Status& c) const { return s.status(c); }
+        Outcome operator()(const Topology&) const { return s.topology(); }
+        Outcome operator()(const Bind& c) const { return s.bind(c); }
+        Outcome operator()(const Unbind& c) const { return s.unbind(c); }
+        Outcome operator()(const Attach& c) const { return s.attach(c); }
+        Outcome operator()(const Detach& c) const { return s.detach(c); }
+        Outcome operator()(const HwptAlloc& c) const { return s.hwpt_alloc(c); }
+        Outcome operator()(const HwInfo& c) const { return s.hw_info(c); }
+        Outcome operator()(const Dirty& c) const { return s.dirty(c); }
+        Outcome operator()(const PtDump& c) const { return s.pt_dump(c); }
+        Outcome operator()(const Dma& c) const { return s.dma(c); }
         Outcome operator()(const Echo& c) const
         {
             Outcome out;
@@ -370,14 +383,21 @@ Outcome Session::vfio_ioas(const VfioIoas& c)
     return out;
 }
 
-Outcome Session::status(const Status& c)
+Json Session::report(const Command& command)
 {
     int err = 0;
-    Json report = fetch_status(fd(), c.all ? IOASID_STATUS_ALL : 0, &err);
+    const auto* status = std::get_if<Status>(&command);
+    Json report = fetch_status(fd(), status && status->all ? IOASID_STATUS_ALL : 0, &err);
     if (err == EPROTO)
         throw CommandFailed(err, "the daemon's status report is not a JSON object");
     if (err)
-        fail(err, c);
+        fail(err, command);
+    return report;
+}
+
+Outcome Session::status(const Status& c)
+{
+    Json report = this->report(c);
     Outcome out;
     out.text = render_status(report);
     out.fields["report"] = std::move(report);

@@ -17,14 +17,20 @@
 
 namespace ioasid::ctl {
 
-// A command that failed: its errno and the cause ("no object 7").
+// A command that failed: its errno and the cause ("no object 7"), and for
+// some (a DMA the IOMMU stopped) fields that --json shows next to them.
 class CommandFailed : public std::runtime_error {
 public:
-    CommandFailed(int err, const std::string& cause) : std::runtime_error(cause), err_(err) {}
+    CommandFailed(int err, const std::string& cause, nlohmann::ordered_json details = nullptr)
+        : std::runtime_error(cause), err_(err), details_(std::move(details))
+    {
+    }
     [[nodiscard]] int err() const { return err_; }
+    [[nodiscard]] const nlohmann::ordered_json& details() const { return details_; }
 
 private:
     int err_;
+    nlohmann::ordered_json details_;
 };
 
 // What a command that succeeded gives back.
@@ -65,6 +71,20 @@ private:
     Outcome option(const Option& c);
     Outcome vfio_ioas(const VfioIoas& c);
     Outcome status(const Status& c);
+
+    // Emulated hardware (device_commands.cpp).
+    Outcome topology();
+    Outcome bind(const Bind& c);
+    Outcome unbind(const Unbind& c);
+    Outcome attach(const Attach& c);
+    Outcome detach(const Detach& c);
+    Outcome hwpt_alloc(const HwptAlloc& c);
+    Outcome hw_info(const HwInfo& c);
+    Outcome dirty(const Dirty& c);
+    Outcome pt_dump(const PtDump& c);
+    Outcome dma(const Dma& c);
+    // The daemon's report for this context, or a CommandFailed for `command`.
+    nlohmann::ordered_json report(const Command& command);
 
     std::optional<std::string> device_;
     int fd_ = -1;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "format.h"
+#include "hardware_view.h"
 
 namespace ioasid::ctl {
 namespace {
@@ -64,38 +65,6 @@ std::string other_fields(const Json& object, const std::set<std::string_view>& s
     }
     return out;
 }
-
-// Rows of cells printed with each column as wide as its widest cell.
-class Table {
-public:
-    explicit Table(std::string indent) : indent_(std::move(indent)) {}
-    void row(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
-
-    void render(std::string& out) const
-    {
-        std::vector<std::size_t> widths;
-        for (const auto& row : rows_)
-            for (std::size_t i = 0; i < row.size(); ++i) {
-                widths.resize(std::max(widths.size(), row.size()));
-                widths[i] = std::max(widths[i], row[i].size());
-            }
-        for (const auto& row : rows_) {
-            std::string line = indent_;
-            for (std::size_t i = 0; i < row.size(); ++i) {
-                line += row[i];
-                if (i + 1 < row.size())
-                    line += std::string(widths[i] - row[i].size() + 2, ' ');
-            }
-            while (!line.empty() && line.back() == ' ')
-                line.pop_back();
-            out += line + "\n";
-        }
-    }
-
-private:
-    std::string indent_;
-    std::vector<std::vector<std::string>> rows_;
-};
 
 // "key value" for the fields of `object` named in `order` (those present),
 // then every field in neither `order` nor `skip`.
@@ -211,6 +180,7 @@ std::string render_status(const Json& report)
         out += "(no contexts)\n";
     for (const Json& context : contexts)
         render_context(context, out);
+    out += render_units(report);
     if (!out.empty() && out.back() == '\n')
         out.pop_back();
     return out;

@@ -13,6 +13,12 @@
  *
  * Requests and replies are plain structs with explicit padding; everything is
  * in the host's byte order (both ends are on one machine).
+ *
+ * A connection may instead stand for an open file of an emulated device's
+ * VFIO cdev, /dev/vfio/devices/<name> (IOASID_SOCKET_OPEN_DEVICE): its
+ * ioctls are then the VFIO device ioctls. Those message types were added
+ * later, within version 1: a daemon that predates them ends the connection
+ * (a protocol error), which a client takes as "no such device".
  */
 #ifndef IOASID_SOCKET_H
 #define IOASID_SOCKET_H
@@ -30,8 +36,13 @@
 
 enum ioasid_socket_msg {
 	IOASID_SOCKET_OPEN = 1,  /* new context; reply: ioasid_socket_opened */
-	IOASID_SOCKET_JOIN = 2,  /* existing context by token; reply: opened */
-	IOASID_SOCKET_IOCTL = 3  /* one ioctl; reply: ioasid_socket_ioctl_reply */
+	IOASID_SOCKET_JOIN = 2,  /* existing context or device file by token;
+				  * reply: opened */
+	IOASID_SOCKET_IOCTL = 3, /* one ioctl; reply: ioasid_socket_ioctl_reply */
+	IOASID_SOCKET_OPEN_DEVICE = 4, /* a device's VFIO file; reply: opened */
+	IOASID_SOCKET_IOCTL_FD = 5,    /* an ioctl naming an fd; reply: as IOCTL */
+	IOASID_SOCKET_RELEASE = 6      /* last close of a device file; reply:
+					* ioasid_socket_ioctl_reply */
 };
 
 struct ioasid_socket_hdr {
@@ -74,5 +85,57 @@ struct ioasid_socket_ioctl_reply {
 	__s32 result;       /* 0 or -errno: what ioctl(2) returns */
 	__u32 out_offset;
 };
+
+/*
+ * VFIO device files.
+ *
+ * IOASID_SOCKET_OPEN_DEVICE is a connection's first message, as OPEN: it
+ * opens the VFIO cdev of the emulated device whose node is
+ * /dev/vfio/devices/<name>. The reply is ioasid_socket_opened: result 0
+ * with a token (JOIN with it shares the open file, as after fork()), or
+ * -ENOENT when the daemon has no device of that name (the client then
+ * opens the real path). context_id is 0.
+ */
+#define IOASID_SOCKET_DEVICE_NAME_LEN 64
+
+struct ioasid_socket_open_device {
+	struct ioasid_socket_hdr hdr;
+	char name[IOASID_SOCKET_DEVICE_NAME_LEN]; /* NUL-terminated, no '/' */
+};
+
+/*
+ * VFIO_DEVICE_BIND_IOMMUFD names an iommufd by its number in the client's
+ * descriptor table, which the daemon cannot read. The client says what the
+ * number is: IOASID_SOCKET_IOCTL_FD is an IOASID_SOCKET_IOCTL (same header,
+ * cmd and arg; hdr.length counts the inline bytes, which follow this
+ * struct) plus that answer. The token of a context is the capability to
+ * join it, which the client holds because it opened or inherited that
+ * context: binding to it gives nothing joining would not. A plain
+ * IOASID_SOCKET_IOCTL of the bind reads as an fd that is not open (EBADF).
+ */
+enum ioasid_socket_fd_kind {
+	IOASID_SOCKET_FD_CLOSED = 0,  /* no such open fd: EBADF */
+	IOASID_SOCKET_FD_OTHER = 1,   /* open, but no context of this daemon:
+				       * EBADFD */
+	IOASID_SOCKET_FD_CONTEXT = 2  /* a connection to this daemon's context
+				       * with this token */
+};
+
+struct ioasid_socket_ioctl_fd {
+	struct ioasid_socket_ioctl ioctl;
+	__s32 fd;        /* the number, as the struct at arg holds it */
+	__u32 fd_kind;   /* enum ioasid_socket_fd_kind */
+	__u8 token[IOASID_SOCKET_TOKEN_LEN]; /* with IOASID_SOCKET_FD_CONTEXT */
+};
+
+/*
+ * IOASID_SOCKET_RELEASE (the header alone) on a device connection: the
+ * client's last descriptor of the device file is being closed and no other
+ * process shares the connection. The daemon unbinds the device (what the
+ * kernel's close does) and answers result 0 before the client closes the
+ * socket, so that a close() is complete when it returns. Without it the
+ * device unbinds when the daemon sees the connection end, a moment after
+ * the close.
+ */
 
 #endif /* IOASID_SOCKET_H */

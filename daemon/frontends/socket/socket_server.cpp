@@ -19,6 +19,7 @@
 #include <system_error>
 #include <thread>
 
+#include "dispatch/vfio_device.h"
 #include "frontends/session.h"
 #include "frontends/worker_pool.h"
 #include "memory/process_caller.h"
@@ -30,7 +31,11 @@ namespace {
 
 using Token = std::array<std::uint8_t, IOASID_SOCKET_TOKEN_LEN>;
 
-constexpr std::size_t kMaxMessage = sizeof(ioasid_socket_ioctl) + IOASID_SOCKET_MAX_INLINE;
+// The same on both ends (one machine, one ABI), without padding surprises.
+static_assert(sizeof(ioasid_socket_ioctl) == 32 && sizeof(ioasid_socket_ioctl_fd) == 56 &&
+              sizeof(ioasid_socket_open_device) == 16 + IOASID_SOCKET_DEVICE_NAME_LEN);
+
+constexpr std::size_t kMaxMessage = sizeof(ioasid_socket_ioctl_fd) + IOASID_SOCKET_MAX_INLINE;
 // Requests one connection may have waiting; forked processes sharing a
 // connection before they rejoin are the only way past one.
 constexpr std::size_t kMaxQueued = 64;
@@ -66,6 +71,21 @@ void fill_hdr(ioasid_socket_hdr& hdr, ioasid_socket_msg type, std::uint32_t seq,
     hdr.length = length;
 }
 
+// An open file of a VFIO device node, shared by the connections that
+// joined it.
+struct DeviceFile {
+    explicit DeviceFile(core::EmulatedDevice& emulated) : device(emulated) {}
+    dispatch::VfioDevice device;
+    memory::CallerCache callers;
+};
+
+// What a token lets a connection join: a context, or a device file.
+struct Joinable {
+    std::weak_ptr<Session> session;
+    std::weak_ptr<DeviceFile> device;
+    [[nodiscard]] bool expired() const { return session.expired() && device.expired(); }
+};
+
 } // namespace
 
 // A client's connection. The loop owns it while a receive is pending; a
@@ -74,6 +94,12 @@ struct Connection {
     std::uint64_t id;
     memory::UniqueFd fd;
     std::shared_ptr<Session> session; // set by OPEN or JOIN
+    std::shared_ptr<DeviceFile> device; // or this, by OPEN_DEVICE or JOIN
+    [[nodiscard]] bool open() const { return session || device; }
+    [[nodiscard]] memory::CallerCache& callers() const
+    {
+        return session ? session->callers() : device->callers;
+    }
 
     // Receive state, used only by the loop thread.
     std::array<std::byte, kMaxMessage + 1> buffer; // +1 reveals an oversized message
@@ -106,12 +132,18 @@ private:
     void arm_stop();
     void on_accept(int res);
     void on_receive(std::uint64_t id, int res);
-    void handle(const std::shared_ptr<Connection>& conn, std::unique_ptr<Message> message);
+    void handle(std::shared_ptr<Connection> conn, std::unique_ptr<Message> message);
     void open_session(Connection& conn, const Message& message, const ioasid_socket_hdr& hdr);
     void join_session(Connection& conn, const Message& message, const ioasid_socket_hdr& hdr);
+    void open_device(Connection& conn, const Message& message, const ioasid_socket_hdr& hdr);
+    [[nodiscard]] bool new_token(Token* token, const Joinable& target);
     void reply_opened(Connection& conn, std::uint32_t seq, int result, const Token* token);
     void drain(const std::shared_ptr<Connection>& conn);
+    void close_connection(std::uint64_t id);
     void serve_ioctl(Connection& conn, Message& message);
+    void serve_release(Connection& conn, const ioasid_socket_hdr& hdr);
+    [[nodiscard]] int resolve_iommufd(const ioasid_socket_ioctl_fd* fd_info, std::int32_t fd,
+                                      std::shared_ptr<core::Context>* ctx);
 
     core::CoreServices& services_;
     SocketOptions options_;
@@ -126,7 +158,7 @@ private:
     std::map<std::uint64_t, std::shared_ptr<Connection>> connections_; // loop thread only
 
     std::mutex tokens_lock_;
-    std::map<Token, std::weak_ptr<Session>> tokens_;
+    std::map<Token, Joinable> tokens_;
 
     WorkerPool workers_; // last: joined first, while everything it uses lives
 };
@@ -320,7 +352,8 @@ void SocketServer::Impl::on_receive(std::uint64_t id, int res)
     if (res <= 0 || (conn->msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
         if (res > 0)
             spdlog::warn("socket: connection {}: oversized message, closing it", id);
-        connections_.erase(it);
+        conn.reset();
+        close_connection(id);
         return;
     }
     auto message = std::make_unique<Message>();
@@ -333,12 +366,27 @@ void SocketServer::Impl::on_receive(std::uint64_t id, int res)
             message->creds = {cred.pid, cred.uid};
         }
     }
-    handle(conn, std::move(message));
+    handle(std::move(conn), std::move(message));
+}
+
+// The loop's reference to a connection goes. A device file's last
+// reference unbinds the device, which waits for its context's lock, held
+// for as long as an ioctl of that context runs: a worker drops that one,
+// never the loop.
+void SocketServer::Impl::close_connection(std::uint64_t id)
+{
+    auto it = connections_.find(id);
+    if (it == connections_.end())
+        return;
+    std::shared_ptr<Connection> conn = std::move(it->second);
+    connections_.erase(it);
+    if (conn->device)
+        workers_.submit([conn = std::move(conn)]() mutable { conn.reset(); });
 }
 
 // Protocol errors end the connection: a client that breaks the protocol is
 // not a client we can answer meaningfully.
-void SocketServer::Impl::handle(const std::shared_ptr<Connection>& conn,
+void SocketServer::Impl::handle(std::shared_ptr<Connection> conn,
                                 std::unique_ptr<Message> message)
 {
     ioasid_socket_hdr hdr;
@@ -351,22 +399,34 @@ void SocketServer::Impl::handle(const std::shared_ptr<Connection>& conn,
     if (valid) {
         switch (hdr.type) {
         case IOASID_SOCKET_OPEN:
-            valid = !conn->session && message->length == sizeof(hdr) && hdr.length == 0;
+            valid = !conn->open() && message->length == sizeof(hdr) && hdr.length == 0;
             if (valid)
                 open_session(*conn, *message, hdr);
             break;
         case IOASID_SOCKET_JOIN:
-            valid = !conn->session && message->length == sizeof(ioasid_socket_join) &&
+            valid = !conn->open() && message->length == sizeof(ioasid_socket_join) &&
                     hdr.length == 0;
             if (valid)
                 join_session(*conn, *message, hdr);
             break;
+        case IOASID_SOCKET_OPEN_DEVICE:
+            valid = !conn->open() && message->length == sizeof(ioasid_socket_open_device) &&
+                    hdr.length == 0;
+            if (valid)
+                open_device(*conn, *message, hdr);
+            break;
         case IOASID_SOCKET_IOCTL:
-            valid = conn->session && message->length >= sizeof(ioasid_socket_ioctl) &&
-                    message->length - sizeof(ioasid_socket_ioctl) == hdr.length;
+        case IOASID_SOCKET_IOCTL_FD:
+        case IOASID_SOCKET_RELEASE: {
+            // The fixed part of each; IOCTL_FD and RELEASE only on a device.
+            const std::size_t fixed = hdr.type == IOASID_SOCKET_IOCTL      ? sizeof(ioasid_socket_ioctl)
+                                      : hdr.type == IOASID_SOCKET_IOCTL_FD ? sizeof(ioasid_socket_ioctl_fd)
+                                                                           : sizeof(ioasid_socket_hdr);
+            valid = (hdr.type == IOASID_SOCKET_IOCTL ? conn->open() : bool(conn->device)) &&
+                    message->length >= fixed && message->length - fixed == hdr.length &&
+                    (hdr.type != IOASID_SOCKET_RELEASE || hdr.length == 0);
             if (valid) {
-                message->process = conn->session->callers().get(message->creds.pid,
-                                                                message->creds.uid);
+                message->process = conn->callers().get(message->creds.pid, message->creds.uid);
                 std::lock_guard guard(conn->queue_lock);
                 // A client waits for each answer (the transport never has
                 // more than one call in flight per process); one that
@@ -381,13 +441,16 @@ void SocketServer::Impl::handle(const std::shared_ptr<Connection>& conn,
                 }
             }
             break;
+        }
         default:
             valid = false;
         }
     }
     if (!valid) {
         spdlog::warn("socket: connection {}: protocol error, closing it", conn->id);
-        connections_.erase(conn->id);
+        const std::uint64_t id = conn->id;
+        conn.reset();
+        close_connection(id);
         return;
     }
     arm_receive(*conn);
@@ -411,19 +474,54 @@ void SocketServer::Impl::reply_opened(Connection& conn, std::uint32_t seq, int r
 void SocketServer::Impl::open_session(Connection& conn, const Message& message,
                                       const ioasid_socket_hdr& hdr)
 {
+    auto session = std::make_shared<Session>(
+        services_, core::ContextOrigin{"socket", message.creds.uid, message.creds.pid});
     Token token;
-    if (::getrandom(token.data(), token.size(), 0) != static_cast<ssize_t>(token.size())) {
+    if (!new_token(&token, Joinable{session, {}})) {
         reply_opened(conn, hdr.seq, -errno, nullptr);
         return;
     }
-    auto session = std::make_shared<Session>(
-        services_, core::ContextOrigin{"socket", message.creds.uid, message.creds.pid});
-    {
-        std::lock_guard guard(tokens_lock_);
-        std::erase_if(tokens_, [](const auto& entry) { return entry.second.expired(); });
-        tokens_.emplace(token, session);
-    }
     conn.session = std::move(session);
+    reply_opened(conn, hdr.seq, 0, &token);
+}
+
+// A random token for `target`, registered; false with errno set when the
+// kernel gives no randomness.
+bool SocketServer::Impl::new_token(Token* token, const Joinable& target)
+{
+    if (::getrandom(token->data(), token->size(), 0) != static_cast<ssize_t>(token->size()))
+        return false;
+    std::lock_guard guard(tokens_lock_);
+    std::erase_if(tokens_, [](const auto& entry) { return entry.second.expired(); });
+    tokens_.emplace(*token, target);
+    return true;
+}
+
+// The VFIO cdev of a device, by its node's name. Any client of the socket
+// may open any device (a device reaches only the memory of whoever binds
+// it); binding gives it to one context at a time.
+void SocketServer::Impl::open_device(Connection& conn, const Message& message,
+                                     const ioasid_socket_hdr& hdr)
+{
+    ioasid_socket_open_device request;
+    std::memcpy(&request, message.bytes.data(), sizeof(request));
+    const std::size_t len = strnlen(request.name, sizeof(request.name));
+    core::EmulatedDevice* device =
+        len < sizeof(request.name) ? services_.hardware.find_vfio(std::string_view(request.name, len))
+                                   : nullptr;
+    if (!device) {
+        reply_opened(conn, hdr.seq, -ENOENT, nullptr);
+        return;
+    }
+    auto file = std::make_shared<DeviceFile>(*device);
+    Token token;
+    if (!new_token(&token, Joinable{{}, file})) {
+        reply_opened(conn, hdr.seq, -errno, nullptr);
+        return;
+    }
+    spdlog::debug("device {} ({}) opened by pid {} uid {} over socket", device->name,
+                  device->vfio_name, message.creds.pid, message.creds.uid);
+    conn.device = std::move(file);
     reply_opened(conn, hdr.seq, 0, &token);
 }
 
@@ -440,10 +538,12 @@ void SocketServer::Impl::join_session(Connection& conn, const Message& message,
     {
         std::lock_guard guard(tokens_lock_);
         auto it = tokens_.find(token);
-        if (it != tokens_.end())
-            conn.session = it->second.lock();
+        if (it != tokens_.end()) {
+            conn.session = it->second.session.lock();
+            conn.device = it->second.device.lock();
+        }
     }
-    reply_opened(conn, hdr.seq, conn.session ? 0 : -ENOENT, conn.session ? &token : nullptr);
+    reply_opened(conn, hdr.seq, conn.open() ? 0 : -ENOENT, conn.open() ? &token : nullptr);
 }
 
 // Runs on a worker: the connection's queued ioctls, one after another.
@@ -468,13 +568,33 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
 {
     ioasid_socket_ioctl request;
     std::memcpy(&request, message.bytes.data(), sizeof(request));
+    if (request.hdr.type == IOASID_SOCKET_RELEASE) {
+        serve_release(conn, request.hdr);
+        return;
+    }
+    ioasid_socket_ioctl_fd fd_info;
+    std::size_t fixed = sizeof(request);
+    if (request.hdr.type == IOASID_SOCKET_IOCTL_FD) {
+        std::memcpy(&fd_info, message.bytes.data(), sizeof(fd_info));
+        fixed = sizeof(fd_info);
+    }
     std::span<std::byte> inline_bytes =
-        std::span(message.bytes).subspan(sizeof(request), request.hdr.length);
+        std::span(message.bytes).subspan(fixed, request.hdr.length);
 
     const Credentials& creds = message.creds;
     auto caller = std::make_shared<memory::RequestCaller>(std::move(message.process), creds.uid,
                                                           creds.pid, request.arg, inline_bytes);
-    const int rc = conn.session->ioctl(request.cmd, caller, request.arg, creds.pid);
+    int rc;
+    if (conn.session) {
+        rc = conn.session->ioctl(request.cmd, caller, request.arg, creds.pid);
+    } else {
+        const ioasid_socket_ioctl_fd* info =
+            request.hdr.type == IOASID_SOCKET_IOCTL_FD ? &fd_info : nullptr;
+        auto resolve = [&](std::int32_t fd, std::shared_ptr<core::Context>* ctx) {
+            return resolve_iommufd(info, fd, ctx);
+        };
+        rc = vfio_ioctl(conn.device->device, request.cmd, caller, request.arg, creds.pid, resolve);
+    }
 
     struct {
         ioasid_socket_ioctl_reply reply;
@@ -492,10 +612,58 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
     if (::send(conn.fd.get(), &out, sizeof(out.reply) + unsent.size(),
                MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
         errno == EAGAIN) {
-        spdlog::warn("socket: a client of context {} does not read its answers; closing it",
-                     conn.session->context().serial());
+        if (conn.session)
+            spdlog::warn("socket: a client of context {} does not read its answers; closing it",
+                         conn.session->context().serial());
+        else
+            spdlog::warn("socket: a client of device {} does not read its answers; closing it",
+                         conn.device->device.device().vfio_name);
         ::shutdown(conn.fd.get(), SHUT_RDWR);
     }
+}
+
+// VFIO_DEVICE_BIND_IOMMUFD's fd number, as the client described it: only
+// a token of one of this server's contexts names a context (see
+// uapi/ioasid/socket.h for why that is safe). A bind that came without a
+// description, or whose struct names another number than the one
+// described, names no open fd.
+int SocketServer::Impl::resolve_iommufd(const ioasid_socket_ioctl_fd* fd_info, std::int32_t fd,
+                                        std::shared_ptr<core::Context>* ctx)
+{
+    if (!fd_info || fd_info->fd != fd)
+        return -EBADF;
+    switch (fd_info->fd_kind) {
+    case IOASID_SOCKET_FD_CONTEXT: {
+        Token token;
+        std::memcpy(token.data(), fd_info->token, token.size());
+        std::shared_ptr<Session> session;
+        {
+            std::lock_guard guard(tokens_lock_);
+            auto it = tokens_.find(token);
+            if (it != tokens_.end())
+                session = it->second.session.lock();
+        }
+        if (!session)
+            return -EBADFD; // a device file's token, or none of ours
+        *ctx = context_of(session);
+        return 0;
+    }
+    case IOASID_SOCKET_FD_OTHER:
+        return -EBADFD;
+    default:
+        return -EBADF;
+    }
+}
+
+// The client's last close of a device file it alone holds: unbind now, so
+// that its close() is complete when it returns, then say so.
+void SocketServer::Impl::serve_release(Connection& conn, const ioasid_socket_hdr& hdr)
+{
+    conn.device->device.unbind();
+    ioasid_socket_ioctl_reply reply{};
+    fill_hdr(reply.hdr, IOASID_SOCKET_RELEASE, hdr.seq, 0);
+    reply.result = 0;
+    [[maybe_unused]] ssize_t n = ::send(conn.fd.get(), &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 SocketServer::SocketServer(core::CoreServices& services, SocketOptions options)

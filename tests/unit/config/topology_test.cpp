@@ -185,16 +185,16 @@ TEST_CASE("unit: name and family are required, checked, unique", "[topology]")
           "t.toml:3:1: unknown unit family \"intel\" (known: mock, vtd, smmuv3, amd, ppc_tce, "
           "virtio)");
     CHECK(error_of("[[unit]]\nfamily = \"mock\"\n  name = \"Vtd0\"\n") ==
-          "t.toml:3:3: unit name \"Vtd0\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
+          "t.toml:3:3: unit name \"Vtd0\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
     CHECK(error_of("[[unit]]\nname = \"\"\nfamily = \"mock\"\n") ==
-          "t.toml:2:1: unit name \"\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
+          "t.toml:2:1: unit name \"\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
     CHECK(error_of("[[unit]]\nname = \"a.b\"\nfamily = \"mock\"\n") ==
-          "t.toml:2:1: unit name \"a.b\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
-    const std::string name33(33, 'a');
+          "t.toml:2:1: unit name \"a.b\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
+    const std::string name33(32, 'a');
     CHECK(error_of("[[unit]]\nname = \"" + name33 + "\"\nfamily = \"mock\"\n") ==
           "t.toml:2:1: unit name \"" + name33 +
-              "\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
-    CHECK(parsed("[[unit]]\nname = \"" + std::string(32, 'z') + "\"\nfamily = \"mock\"\n")
+              "\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
+    CHECK(parsed("[[unit]]\nname = \"" + std::string(31, 'z') + "\"\nfamily = \"mock\"\n")
               .units.size() == 1);
     CHECK(parsed("[[unit]]\nname = \"a_b-9\"\nfamily = \"mock\"\n").units.size() == 1);
     CHECK(error_of("[[unit]]\nname = \"a\"\nfamily = \"mock\"\n"
@@ -253,13 +253,13 @@ TEST_CASE("device: unknown keys and wrong types", "[topology]")
 TEST_CASE("device: names are checked and unique, units must exist", "[topology]")
 {
     CHECK(error_of(with_unit("[[device]]\nname = \"NIC\"\nunit = \"u0\"\nrid = 1\n")) ==
-          "t.toml:5:1: device name \"NIC\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
+          "t.toml:5:1: device name \"NIC\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
     CHECK(error_of(with_unit("[[device]]\nname = \"d\"\nunit = \"u0\"\nrid = 1\n"
                              "group = \"G\"\n")) ==
-          "t.toml:8:1: device group \"G\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
+          "t.toml:8:1: device group \"G\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
     CHECK(error_of(with_unit("[[device]]\nname = \"d\"\nunit = \"u0\"\nrid = 1\n"
                              "vfio = \"vfio/0\"\n")) ==
-          "t.toml:8:1: device vfio \"vfio/0\" must be 1 to 32 characters of a-z, 0-9, '_' and '-'");
+          "t.toml:8:1: device vfio \"vfio/0\" must be 1 to 31 characters of a-z, 0-9, '_' and '-'");
     CHECK(error_of(with_unit("[[device]]\nname = \"d\"\nunit = \"u1\"\nrid = 1\n")) ==
           "t.toml:6:1: device \"d\": no unit named \"u1\"");
     CHECK(error_of(with_unit("[[device]]\nname = \"d\"\nunit = \"u0\"\nrid = 1\n"

@@ -457,7 +457,11 @@ TEST_CASE("paging domain requests the driver refuses with EOPNOTSUPP")
 {
     Rig rig;
     std::unique_ptr<Domain> d;
-    CHECK(rig.unit.alloc_domain(rig.dev, {.pasid = true}, &d) == -EOPNOTSUPP);
+    // A PASID-capable domain (6.15's flag) needs a unit with PASIDs.
+    CHECK(rig.unit.alloc_domain(rig.dev, {.pasid = true}, &d) == 0);
+    Rig no_pasid_unit(VtdConfig{.pasid_bits = 0});
+    CHECK(no_pasid_unit.unit.alloc_domain(no_pasid_unit.dev, {.pasid = true}, &d) == -EOPNOTSUPP);
+    d.reset();
     CHECK(rig.unit.alloc_domain(rig.nodirty, {.dirty_tracking = true}, &d) == -EOPNOTSUPP);
     CHECK_FALSE(d);
     CHECK(rig.unit.alloc_domain(rig.dev, {.nest_parent = true, .dirty_tracking = true}, &d) == 0);
