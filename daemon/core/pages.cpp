@@ -26,11 +26,11 @@ public:
     }
     int read(std::uint64_t offset, std::span<std::byte> out) override
     {
-        return process_->memory().read(uptr_ + offset, out);
+        return process_->memory().device_read(uptr_ + offset, out);
     }
     int write(std::uint64_t offset, std::span<const std::byte> in) override
     {
-        return process_->memory().write(uptr_ + offset, in);
+        return process_->memory().device_write(uptr_ + offset, in);
     }
 
 private:

@@ -20,6 +20,18 @@ public:
     // when `for_write`. The kernel fails pin_user_pages() with EFAULT otherwise.
     [[nodiscard]] virtual int check_mapped(std::uint64_t addr, std::uint64_t length,
                                            bool for_write) = 0;
+
+    // A device's access to pinned memory (emulated DMA), which the kernel
+    // would do with the page protections of the pin, not the current ones.
+    // By default the same as read()/write().
+    [[nodiscard]] virtual int device_read(std::uint64_t addr, std::span<std::byte> out)
+    {
+        return read(addr, out);
+    }
+    [[nodiscard]] virtual int device_write(std::uint64_t addr, std::span<const std::byte> in)
+    {
+        return write(addr, in);
+    }
 };
 
 } // namespace ioasid::memory

@@ -51,6 +51,8 @@ private:
     int read(std::uint64_t addr, std::span<std::byte> out) override;
     int write(std::uint64_t addr, std::span<const std::byte> in) override;
     int check_mapped(std::uint64_t addr, std::uint64_t length, bool for_write) override;
+    int device_read(std::uint64_t addr, std::span<std::byte> out) override;
+    int device_write(std::uint64_t addr, std::span<const std::byte> in) override;
 
     pid_t tgid_;
     uid_t uid_;
