@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <vector>
 
 #include "memory/phys_space.h"
 #include "memory/process_caller.h"
@@ -93,6 +94,34 @@ TEST_CASE("a process is read and written through process_vm_readv/writev", "[mem
     CHECK_FALSE(caller->alive());
     CHECK(caller->memory().read(child.addr, std::as_writable_bytes(std::span(got))) == -ESRCH);
     CHECK(caller->memory().write(child.addr, std::as_bytes(std::span(text))) == -ESRCH);
+}
+
+TEST_CASE("device copies reach a process as pinned pages would", "[memory]")
+{
+    Child child;
+    auto caller = ProcessCaller::open(child.pid, getuid());
+    REQUIRE(caller);
+    ioasid::memory::CallerMemory& mem = caller->memory();
+    char got[13] = {};
+    REQUIRE(mem.device_read(child.addr, std::as_writable_bytes(std::span(got))) == 0);
+    CHECK(std::string(got, sizeof(got) - 1) == "child marker");
+    // A device writes a page the process has since made read-only, as it
+    // would write a page pinned for writing before.
+    const char device_bytes[] = "from a device";
+    CHECK(mem.device_write(child.readonly_addr, std::as_bytes(std::span(device_bytes))) == 0);
+    char back[sizeof(device_bytes)] = {};
+    REQUIRE(mem.read(child.readonly_addr, std::as_writable_bytes(std::span(back))) == 0);
+    CHECK(std::string(back) == "from a device");
+    // Unmapped memory still faults, small or large.
+    CHECK(mem.device_read(0x10, std::as_writable_bytes(std::span(got))) == -EFAULT);
+    std::vector<std::byte> large(64 * 1024);
+    CHECK(mem.device_read(child.addr, large) == -EFAULT);
+    const char text[] = "written by daemon";
+    REQUIRE(mem.device_write(child.addr, std::as_bytes(std::span(text))) == 0);
+    CHECK(child.finish() == 0);
+    // Its address space gone, nothing is reached.
+    CHECK(mem.device_read(child.addr, std::as_writable_bytes(std::span(got))) == -ESRCH);
+    CHECK(mem.device_write(child.addr, std::as_bytes(std::span(text))) == -ESRCH);
 }
 
 TEST_CASE("opening a process that does not exist fails", "[memory]")
