@@ -233,12 +233,12 @@ int IoPagetable::map_pages(std::span<const PagesSlice> slices, std::uint64_t len
     // Every domain gets the new areas before the map returns, as
     // iopt_fill_domains_pages() does; a failure takes them all back.
     for (std::size_t i = 0; i < added.size(); ++i) {
-        if (int rc = fill_area(*added[i])) {
+        if (int fill_rc = fill_area(*added[i])) {
             for (std::size_t j = 0; j < i; ++j)
                 unfill_area(*added[j]);
             for (Area* area : added)
                 remove_area(*area);
-            return rc;
+            return fill_rc;
         }
     }
     return 0;

@@ -23,6 +23,7 @@ TableMemory::~TableMemory()
 
 std::optional<std::uint64_t> TableMemory::alloc()
 {
+    std::lock_guard guard(lock_);
     if (free_pages_.empty()) {
         void* host = mmap(nullptr, kBlockBytes, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -51,7 +52,9 @@ std::optional<std::uint64_t> TableMemory::alloc()
 
 void TableMemory::free(std::uint64_t pa)
 {
-    std::memset(entries(pa), 0, kTableSize);
+    std::lock_guard guard(lock_);
+    const Block* block = block_of(pa);
+    std::memset(block->host + (pa - block->pa), 0, kTableSize);
     free_pages_.push_back(pa);
     // With no table left, the blocks go back: the physical space and the
     // host memory of a unit nobody uses return to what they were.
@@ -81,6 +84,8 @@ const TableMemory::Block* TableMemory::block_of(std::uint64_t pa) const
 
 std::uint64_t* TableMemory::entries(std::uint64_t pa) const
 {
+    // The block stays mapped while a table in it is in use.
+    std::lock_guard guard(lock_);
     const Block* block = block_of(pa);
     return reinterpret_cast<std::uint64_t*>(block->host + (pa - block->pa));
 }

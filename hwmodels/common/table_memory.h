@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -28,7 +29,11 @@ public:
 
     // The 512 entries of the table at `pa`, which alloc() returned.
     [[nodiscard]] std::uint64_t* entries(std::uint64_t pa) const;
-    [[nodiscard]] std::uint64_t pages_in_use() const { return in_use_; }
+    [[nodiscard]] std::uint64_t pages_in_use() const
+    {
+        std::lock_guard guard(lock_);
+        return in_use_;
+    }
 
     int read(std::uint64_t offset, std::span<std::byte> out) override;
     int write(std::uint64_t offset, std::span<const std::byte> in) override;
@@ -46,6 +51,11 @@ private:
     void release_blocks();
 
     memory::PhysSpace& phys_;
+    // The tables of a unit belong to domains of any context, and contexts
+    // run at the same time: the pool is shared, so it has its own lock
+    // (taken inside a context's, around PhysSpace's). A table's entries
+    // are the business of the context owning its domain.
+    mutable std::mutex lock_;
     std::vector<Block> blocks_;             // sorted by pa
     std::vector<std::uint64_t> free_pages_; // physical addresses
     std::uint64_t in_use_ = 0;

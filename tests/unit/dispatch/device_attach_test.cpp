@@ -442,6 +442,24 @@ TEST_CASE("Detach, unbind and DESTROY of a device", "[device_attach]")
         CHECK(c.ioctl(IOASID_EMU_DEVICE_ATTACH, cmd) == -EOPNOTSUPP);
         CHECK(count_objects(c, core::ObjectType::hwpt_paging) == 0);
     }
+    SECTION("a bind whose answer cannot be written back is undone")
+    {
+        // out_dev_id and __reserved (zero) lie in the read-only page.
+        const std::uint64_t at = kReadOnlyPage - offsetof(ioasid_emu_device_bind, out_dev_id);
+        ioasid_emu_device_bind cmd{};
+        cmd.size = sizeof(cmd);
+        std::strcpy(cmd.name, "m1");
+        c.write(at, std::as_bytes(std::span(&cmd, 1)).first(offsetof(ioasid_emu_device_bind, out_dev_id)));
+        const std::uint32_t free_id = alloc_ok(c);
+        REQUIRE(c.destroy(free_id) == 0);
+        CHECK(c.ioctl_at(IOASID_EMU_DEVICE_BIND, at) == -EFAULT);
+        CHECK(count_objects(c, core::ObjectType::device) == 1);
+        CHECK(f.services.hardware.owner_of(f.device("m1")) == nullptr);
+        CHECK(alloc_ok(c) == free_id);
+        // Another context can have it.
+        Client other(f.services, make_hw_caller());
+        CHECK(bind_ok(other, "m1") != 0);
+    }
     SECTION("an attach whose answer cannot be written back is undone")
     {
         // pasid and __reserved (zero) lie in the read-only page.

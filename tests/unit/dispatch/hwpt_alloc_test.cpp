@@ -162,10 +162,12 @@ TEST_CASE("HWPT_ALLOC on an IOAS: iommufd_hwpt_paging_alloc() and the drivers' f
         // Flags are looked at first.
         CHECK(alloc_with_data(c, m0, f.ioas, 1u << 5, kSelftestData, 4) == -EOPNOTSUPP);
     }
-    SECTION("ALLOC_PASID: the 6.15 flag; VT-d (6.12 driver) refuses it")
+    SECTION("ALLOC_PASID: the 6.15 flag, refused by a unit without PASIDs")
     {
-        CHECK(hwpt_alloc(c, v0, f.ioas, IOMMU_HWPT_ALLOC_PASID, &out) == -EOPNOTSUPP);
         CHECK(hwpt_alloc(c, m0, f.ioas, IOMMU_HWPT_ALLOC_PASID, &out) == 0);
+        CHECK(hwpt_alloc(c, v0, f.ioas, IOMMU_HWPT_ALLOC_PASID, &out) == 0);
+        const std::uint32_t w0 = bind_ok(c, "w0");
+        CHECK(hwpt_alloc(c, w0, f.ioas, IOMMU_HWPT_ALLOC_PASID, &out) == -EOPNOTSUPP);
     }
     SECTION("the new HWPT is manual and attached to nothing")
     {
@@ -429,6 +431,22 @@ TEST_CASE("HWPT_ALLOC: pages are pinned when the first domain comes", "[hwpt_all
     {
         REQUIRE(c.map_fixed(f.ioas, kReadOnlyAddr, 16 * 1024, kMockFirst) == 0);
         CHECK(hwpt_alloc(c, m0, f.ioas, 0, &out) == -EFAULT);
+    }
+    SECTION("more than RLIMIT_MEMLOCK -> ENOMEM")
+    {
+        c.buffer().set_memlock_limit(32 * 1024);
+        REQUIRE(c.map_fixed(f.ioas, kBufferAddr, 16 * 1024, kMockFirst) == 0);
+        REQUIRE(c.map_fixed(f.ioas, kBufferAddr + 65536, 32 * 1024, kMockFirst + 65536) == 0);
+        CHECK(hwpt_alloc(c, m0, f.ioas, 0, &out) == -ENOMEM);
+        CHECK(f.services.accounting.user_pages(c.caller()->uid()) == 0);
+        // With a domain, the map itself is charged and refused.
+        REQUIRE(c.unmap(f.ioas, kMockFirst + 65536, 32 * 1024) == 0);
+        const std::uint32_t hwpt = hwpt_alloc_ok(c, m0, f.ioas);
+        CHECK(f.services.accounting.user_pages(c.caller()->uid()) == 4);
+        CHECK(c.map_fixed(f.ioas, kBufferAddr + 65536, 32 * 1024, kMockFirst + 65536) == -ENOMEM);
+        CHECK(f.services.accounting.user_pages(c.caller()->uid()) == 4);
+        REQUIRE(c.destroy(hwpt) == 0);
+        c.buffer().set_memlock_limit(UINT64_MAX);
     }
     CHECK(count_objects(c, core::ObjectType::hwpt_paging) == 0);
     CHECK(next_id(c) == first_free);
