@@ -34,3 +34,18 @@ static_assert(offsetof(struct iommu_hw_info, in_data_type) == 24, "");
 static_assert(offsetof(struct iommu_hw_info, out_data_type) == 24, "");
 static_assert(offsetof(struct iommu_hw_info, out_max_pasid_log2) == 28, "");
 static_assert(sizeof(struct iommu_hw_info) == 40, "");
+/* Linux 6.13: ARM SMMUv3 hw_info */
+static_assert(IOMMU_HW_INFO_TYPE_ARM_SMMUV3 == 2, "");
+static_assert(sizeof(struct iommu_hw_info_arm_smmuv3) == 40, "");
+static_assert(offsetof(struct iommu_hw_info_arm_smmuv3, flags) == 0, "");
+static_assert(offsetof(struct iommu_hw_info_arm_smmuv3, __reserved) == 4, "");
+static_assert(offsetof(struct iommu_hw_info_arm_smmuv3, idr) == 8, "");
+static_assert(sizeof(iommu_hw_info_arm_smmuv3::idr) == 24, "");
+static_assert(offsetof(struct iommu_hw_info_arm_smmuv3, iidr) == 32, "");
+static_assert(offsetof(struct iommu_hw_info_arm_smmuv3, aidr) == 36, "");
+/* Linux 6.18: AMD hw_info */
+static_assert(IOMMU_HW_INFO_TYPE_AMD == 4, "");
+static_assert(sizeof(struct iommu_hw_info_amd) == 16, "");
+static_assert(alignof(struct iommu_hw_info_amd) == 8, "");
+static_assert(offsetof(struct iommu_hw_info_amd, efr) == 0, "");
+static_assert(offsetof(struct iommu_hw_info_amd, efr2) == 8, "");

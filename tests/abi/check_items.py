@@ -24,6 +24,10 @@ NEWER = {
     "iommufd_hw_info_flags": "6.17",
     "IOMMU_HW_INFO_FLAG_INPUT_TYPE": "6.17",
     "IOMMU_HW_INFO_TYPE_DEFAULT": "6.17",
+    "iommu_hw_info_arm_smmuv3": "6.13",
+    "IOMMU_HW_INFO_TYPE_ARM_SMMUV3": "6.13",
+    "iommu_hw_info_amd": "6.18",
+    "IOMMU_HW_INFO_TYPE_AMD": "6.18",
 }
 
 

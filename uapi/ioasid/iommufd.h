@@ -256,7 +256,9 @@ struct iommu_hwpt_alloc {
 enum iommu_hw_info_type {
 	IOMMU_HW_INFO_TYPE_NONE = 0,
 	IOMMU_HW_INFO_TYPE_DEFAULT = 0,	/* as an input (Linux 6.17): whatever the unit reports */
-	IOMMU_HW_INFO_TYPE_INTEL_VTD = 1
+	IOMMU_HW_INFO_TYPE_INTEL_VTD = 1,
+	IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2,	/* Linux 6.13 */
+	IOMMU_HW_INFO_TYPE_AMD = 4		/* Linux 6.18 */
 };
 
 /* Generic bits, valid whatever out_data_type says. */
@@ -277,6 +279,29 @@ struct iommu_hw_info_vtd {
 	__u32 __reserved;
 	__aligned_u64 cap_reg;
 	__aligned_u64 ecap_reg;
+};
+
+/*
+ * Since Linux 6.13. The SMMU's ID registers as read from its MMIO page:
+ * IDR0-IDR5, IIDR and AIDR. Userspace may rely on the fields a guest SMMU
+ * can mirror (see the SMMUv3 specification, 6.3.1-6.3.6); the rest are
+ * the host's business.
+ */
+struct iommu_hw_info_arm_smmuv3 {
+	__u32 flags;		/* none defined */
+	__u32 __reserved;
+	__u32 idr[6];
+	__u32 iidr;
+	__u32 aidr;
+};
+
+/*
+ * Since Linux 6.18. The AMD IOMMU's Extended Feature registers (MMIO 0x30
+ * and 0x1a0), as the host read them.
+ */
+struct iommu_hw_info_amd {
+	__aligned_u64 efr;
+	__aligned_u64 efr2;
 };
 
 /*
