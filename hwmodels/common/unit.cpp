@@ -98,9 +98,12 @@ void Unit::attach(Endpoint& endpoint, std::optional<std::uint32_t> pasid, Domain
     // tag, and a replaced attachment must not keep translating through it;
     // the driver flushes the old domain's entries, as VT-d does on a
     // context or PASID entry change.
+    program_attachment(endpoint, pasid, domain);
     if (old && old != domain)
         iotlb_.invalidate_domain(old->tag());
 }
+
+void Unit::program_attachment(Endpoint&, std::optional<std::uint32_t>, Domain*) {}
 
 Domain* Unit::attached(const Endpoint& endpoint, std::optional<std::uint32_t> pasid) const
 {

@@ -107,6 +107,13 @@ public:
     void invalidate_domain(const Domain& domain);
     [[nodiscard]] IotlbStats iotlb_stats() const;
 
+protected:
+    // Called by attach(), under the unit's lock, once the attachment has
+    // changed: a family writes the structures its driver would program for
+    // it (stream table entry and context descriptor, device table entry).
+    // The DMA path reads the attachment itself, as a cached copy of them.
+    virtual void program_attachment(Endpoint& endpoint, std::optional<std::uint32_t> pasid, Domain* domain);
+
 private:
     friend class Domain;
     [[nodiscard]] std::uint32_t next_domain_tag();

@@ -320,6 +320,49 @@ TEST_CASE("emulated hardware: views")
           "  cap  0x09ed008c406f0466  SAGAW=0x4 (48-bit/4-level)  MGAW=47 (48-bit)  SLLPS=0x3 (2 MiB, 1 GiB)\n"
           "  ecap 0x0003ef9ea6f050df  PASID=1  PSS=19 (20-bit PASIDs)  SLADS=1  NEST=1  FLTS=1");
 
+    // SMMUv3: IDR0 = ST_LEVEL 1 (bit 27) | TTENDIAN 2 (bits 22:21) | CD2L (19) |
+    // VMID16 (18) | ASID16 (12) | HTTU 2 (bits 7:6) | COHACC (4) | TTF 2
+    // (bits 3:2) | S1P (1) | S2P (0) = 0x08000000 | 0x00400000 | 0x00080000 |
+    // 0x00040000 | 0x00001000 | 0x00000080 | 0x10 | 0x8 | 0x2 | 0x1.
+    iommu_hw_info_arm_smmuv3 smmu{};
+    smmu.idr[0] = 0x084c109b;
+    smmu.idr[1] = (20u << 6) | 16u;         // SSIDSIZE 20, SIDSIZE 16
+    smmu.idr[3] = 1u << 10;                 // RIL
+    smmu.idr[5] = (1u << 6) | (1u << 4) | 5; // GRAN64K, GRAN4K, OAS 48-bit
+    smmu.aidr = 0x2;
+    Json idr = decode_smmuv3(smmu);
+    CHECK(idr["IDR0"]["ST_LEVEL"] == 1);
+    CHECK(idr["IDR0"]["TTENDIAN"] == 2);
+    CHECK(idr["IDR0"]["HTTU"] == 2);
+    CHECK(idr["IDR0"]["TTF"] == 2);
+    CHECK(idr["IDR0"]["S2P"] == 1);
+    CHECK(idr["IDR0"]["PRI"] == 0);
+    CHECK(idr["IDR1"]["SSIDSIZE"] == 20);
+    CHECK(idr["IDR1"]["SIDSIZE"] == 16);
+    CHECK(idr["IDR3"]["RIL"] == 1);
+    CHECK(idr["IDR5"]["OAS"] == 5);
+    CHECK(idr["IDR5"]["GRAN16K"] == 0);
+    CHECK(idr["IDR5"]["GRAN64K"] == 1);
+    const std::string smmu_text = render_smmuv3(smmu);
+    CHECK(smmu_text.starts_with("  IDR0 0x084c109b  S2P=1  S1P=1  TTF=2  COHACC=1  HTTU=2  ATS=0  ASID16=1"));
+    CHECK(smmu_text.find("\n  IDR1 0x00000510  SIDSIZE=16  SSIDSIZE=20\n") != std::string::npos);
+    CHECK(smmu_text.ends_with("\n  AIDR 0x00000002"));
+
+    // AMD: EFR = HDSup (52) | HASup (49) | PASmax 15 (36:32) | GLXSup 1
+    // (15:14) | GTSup (4) | PPRSup (1).
+    iommu_hw_info_amd amd{.efr = (1ULL << 52) | (1ULL << 49) | (15ULL << 32) | (1ULL << 14) | (1ULL << 4) | 2,
+                          .efr2 = 0};
+    Json efr = decode_amd(amd);
+    CHECK(efr["EFR"]["HDSup"] == 1);
+    CHECK(efr["EFR"]["HASup"] == 1);
+    CHECK(efr["EFR"]["PASmax"] == 15);
+    CHECK(efr["EFR"]["GLXSup"] == 1);
+    CHECK(efr["EFR"]["GTSup"] == 1);
+    CHECK(efr["EFR"]["NXSup"] == 0);
+    CHECK(render_amd(amd) == "  EFR  0x0012000f00004012  PPRSup=1  NXSup=0  GTSup=1  GLXSup=1  PASmax=15  GIoSup=0  "
+                             "HASup=1  HDSup=1  SNPSup=0\n"
+                             "  EFR2 0x0000000000000000");
+
     std::vector<std::uint64_t> bitmap{0b1011'0000'0110, 1};
     auto runs = dirty_runs(bitmap, 65, 0x100000, 4096);
     REQUIRE(runs.size() == 4);

@@ -1,7 +1,8 @@
-// GB/s of emulated DMA: nic0 of the default topology (on the VT-d unit vtd0)
-// reads (or writes) IOVA through core::device_dma in this process: the
-// unit's IOTLB and table walk, then the copy to or from the backing. The
-// ioctl transport around it is what `ioasid-bench transport` measures.
+// GB/s of emulated DMA: a device of the default topology reads (or writes)
+// IOVA through core::device_dma in this process: the unit's IOTLB and
+// table walk (or, for virtio-iommu, its mapping tree), then the copy to or
+// from the backing. By default one device of each IOMMU family in turn.
+// The ioctl transport around it is what `ioasid-bench transport` measures.
 //
 // Two backings, each next to the cost of the copy alone (its ceiling),
 // measured in the same run over the same bytes:
@@ -15,8 +16,9 @@
 // emptied for the domain (hw::Unit::invalidate_domain(), what a driver's
 // domain-selective invalidation does) before each transfer, outside the
 // timed part, so the walk is measured and the invalidation is not.
-// Tables for the IOAS with huge pages (2 MiB leaves: one IOTLB entry per
-// 2 MiB) and without (4 KiB leaves: one per page).
+// Tables for the IOAS with huge pages (the largest leaves the unit has up
+// to 2 MiB: one IOTLB entry each) and without (its smallest page: one per
+// page). The leaf sizes a table got are printed beside it.
 #include "dma_bench.h"
 
 #include <fcntl.h>
@@ -28,6 +30,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +48,7 @@
 #include "core/dma.h"
 #include "core/hw_pagetable.h"
 #include "core/ioas.h"
+#include "hwmodels/families.h"
 #include "machine.h"
 #include "memory/process_caller.h"
 
@@ -53,9 +58,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kRegion = 4ULL << 20; // per backing: 1024 pages, all fit the IOTLB
-constexpr std::uint64_t kCallerIova = 1ULL << 30;
-constexpr std::uint64_t kMemfdIova = 2ULL << 30;
 constexpr std::uint64_t kHuge = 2ULL << 20;
+// Where the two backings go: the first 2 MiB-aligned place from 1 GiB up
+// (below it, if nothing above fits) where the device's IOAS takes both.
+constexpr std::uint64_t kPreferredIova = 1ULL << 30;
 
 [[noreturn]] void die(const std::string& what, int err = 0)
 {
@@ -157,12 +163,13 @@ struct Options {
     bool split = false;
     std::uint64_t bytes_per_row = 512ULL << 20;
     std::vector<std::uint64_t> sizes{4ULL << 10, 64ULL << 10, 1ULL << 20};
+    std::vector<std::string> devices; // empty: the first device of each family
 };
 
-// The daemon's core with the default topology, nic0 bound.
+// The daemon's core with the default topology, one device bound.
 class Machine {
 public:
-    Machine()
+    explicit Machine(const std::string& device)
     {
         try {
             build_machine(config::default_topology(), services_.phys, services_.hardware);
@@ -170,11 +177,11 @@ public:
             die(std::string("building the default topology: ") + e.what());
         }
         ctx_ = std::make_unique<core::Context>(services_);
-        device_ = services_.hardware.find_device("nic0");
+        device_ = services_.hardware.find_device(device);
         if (!device_)
-            die("the default topology has no nic0");
+            die("the default topology has no device " + device);
         std::lock_guard guard(ctx_->lock());
-        check(core::device_bind(*ctx_, *device_, &dev_id_), "bind nic0");
+        check(core::device_bind(*ctx_, *device_, &dev_id_), "bind");
     }
     ~Machine()
     {
@@ -194,12 +201,55 @@ private:
     std::uint32_t dev_id_ = 0;
 };
 
-// One IOAS with both backings mapped, nic0 attached to it.
+// One IOAS with the device attached and both backings mapped.
 struct Layout {
     std::uint32_t ioas = 0;
     std::uint32_t hwpt = 0;
     hw::Domain* domain = nullptr;
+    std::uint64_t caller_iova = 0;
+    std::uint64_t memfd_iova = 0;
 };
+
+// Where 2 x kRegion fit among the IOAS's allowed ranges, as described at
+// kPreferredIova.
+std::uint64_t place_backings(core::Context& ctx, std::uint32_t ioas)
+{
+    std::vector<core::IovaRange> ranges;
+    std::uint64_t alignment = 0;
+    check(core::ioas_iova_ranges(ctx, ioas, &ranges, &alignment), "IOAS_IOVA_RANGES");
+    std::optional<std::uint64_t> below;
+    for (const core::IovaRange& r : ranges) {
+        for (std::uint64_t from : {std::max(r.first, kPreferredIova), r.first}) {
+            const std::uint64_t at = (from + kHuge - 1) & ~(kHuge - 1);
+            if (at < from || at > r.last || r.last - at < 2 * kRegion - 1)
+                continue;
+            if (at >= kPreferredIova)
+                return at;
+            if (!below)
+                below = at;
+        }
+    }
+    if (!below)
+        die("the device's IOAS has no room for the two backings");
+    return *below;
+}
+
+// The page sizes of the leaves a domain holds, as "4 KiB+2 MiB".
+std::string leaf_sizes(const hw::Domain& domain)
+{
+    std::uint64_t seen = 0;
+    domain.dump([&](const hw::DumpEntry& e) {
+        if (e.leaf && std::has_single_bit(e.size))
+            seen |= e.size;
+    });
+    std::string text;
+    for (std::uint64_t bits = seen; bits; bits &= bits - 1) {
+        const std::uint64_t size = bits & ~(bits - 1);
+        text += (text.empty() ? "" : "+") + (size >= (1ULL << 20) ? std::to_string(size >> 20) + " MiB"
+                                                                 : std::to_string(size >> 10) + " KiB");
+    }
+    return text.empty() ? "mappings" : text;
+}
 
 Layout make_layout(Machine& m, bool huge, const std::shared_ptr<memory::Caller>& child,
                    const std::shared_ptr<memory::Caller>& self, const ChildMemory& child_mem, const Memfd& memfd)
@@ -212,36 +262,38 @@ Layout make_layout(Machine& m, bool huge, const std::shared_ptr<memory::Caller>&
     pending.publish();
     std::uint64_t value = huge ? 1 : 0;
     check(core::ioas_option_huge_pages(ctx, layout.ioas, core::OptionOp::set, &value), "huge-pages option");
+    layout.hwpt = layout.ioas;
+    check(core::device_attach(ctx, m.dev_id(), std::nullopt, &layout.hwpt), "attach");
+    auto* hwpt = ctx.objects().find_as<core::HwptPaging>(layout.hwpt);
+    if (!hwpt)
+        die("no HWPT after attach");
+    layout.domain = &hwpt->domain();
+    layout.caller_iova = place_backings(ctx, layout.ioas);
+    layout.memfd_iova = layout.caller_iova + kRegion;
 
-    std::uint64_t iova = kCallerIova;
+    std::uint64_t iova = layout.caller_iova;
     check(core::ioas_map(ctx, child,
                          core::MapRequest{.ioas_id = layout.ioas,
                                           .user_va = child_mem.addr(),
                                           .length = kRegion,
-                                          .iova = kCallerIova,
+                                          .iova = layout.caller_iova,
                                           .fixed_iova = true,
                                           .readable = true,
                                           .writable = true},
                          &iova),
           "IOAS_MAP of the child's memory");
-    iova = kMemfdIova;
+    iova = layout.memfd_iova;
     check(core::ioas_map_file(ctx, self,
                               core::MapFileRequest{.ioas_id = layout.ioas,
                                                    .fd = memfd.fd(),
                                                    .start = 0,
                                                    .length = kRegion,
-                                                   .iova = kMemfdIova,
+                                                   .iova = layout.memfd_iova,
                                                    .fixed_iova = true,
                                                    .readable = true,
                                                    .writable = true},
                               &iova),
           "IOAS_MAP_FILE of the memfd");
-    layout.hwpt = layout.ioas;
-    check(core::device_attach(ctx, m.dev_id(), std::nullopt, &layout.hwpt), "attach nic0");
-    auto* hwpt = ctx.objects().find_as<core::HwptPaging>(layout.hwpt);
-    if (!hwpt)
-        die("no HWPT after attach");
-    layout.domain = &hwpt->domain();
     return layout;
 }
 
@@ -318,7 +370,7 @@ public:
     // its own. The best of three runs of each.
     Row measure(bool caller, std::uint64_t size, bool miss, const Layout& layout)
     {
-        const std::uint64_t base = caller ? kCallerIova : kMemfdIova;
+        const std::uint64_t base = caller ? layout.caller_iova : layout.memfd_iova;
         const std::size_t count = std::max<std::size_t>(16, opt_.bytes_per_row / size);
         hw::Unit& unit = *m_.device().unit;
         // Warm up: every page once through the IOTLB, the backing mapped.
@@ -351,8 +403,11 @@ public:
                const std::shared_ptr<memory::Caller>& self_caller)
     {
         const Layout layout = make_layout(m_, huge, child_caller, self_caller, child_, memfd_);
-        std::printf("\nIOAS huge-pages %s: %s leaves; IOTLB warm, or emptied before each transfer (miss)\n",
-                    huge ? "on" : "off", huge ? "2 MiB" : "4 KiB");
+        std::printf("\nIOAS huge-pages %s: %s (%s) at IOVA 0x%llx; IOTLB warm, or emptied before each transfer "
+                    "(miss)\n",
+                    huge ? "on" : "off", leaf_sizes(*layout.domain).c_str(),
+                    std::string(layout.domain->format_name()).c_str(),
+                    static_cast<unsigned long long>(layout.caller_iova));
         std::printf("%-7s %-8s %-5s %9s %12s %-18s %6s %7s\n", "backing", "size", "iotlb", "GB/s", "ceiling GB/s",
                     "(ceiling)", "ratio", "target");
         for (bool caller : {true, false})
@@ -390,7 +445,7 @@ public:
                     "and a copy through /proc/<pid>/mem instead of process_vm_readv/writev\n");
         for (bool is_caller : {true, false})
             for (std::uint64_t size : opt_.sizes) {
-                const std::uint64_t base = is_caller ? kCallerIova : kMemfdIova;
+                const std::uint64_t base = is_caller ? layout.caller_iova : layout.memfd_iova;
                 const std::size_t count = std::max<std::size_t>(16, (opt_.bytes_per_row / 4) / size);
                 std::vector<hw::DmaRun> runs;
                 auto translate = [&](std::size_t i) {
@@ -466,6 +521,22 @@ private:
     int mem_fd_ = -1;
 };
 
+// The default topology's first device of each family, in family order.
+std::vector<std::string> first_device_of_each_family()
+{
+    core::CoreServices services;
+    build_machine(config::default_topology(), services.phys, services.hardware);
+    std::vector<std::string> names;
+    for (const hw::Family& family : hw::families())
+        for (const auto& unit : services.hardware.units()) {
+            if (unit->family() != family.name || unit->endpoints().empty())
+                continue;
+            names.push_back(unit->endpoints().front()->name());
+            break;
+        }
+    return names;
+}
+
 } // namespace
 
 int run_dma_bench(int argc, char** argv)
@@ -480,17 +551,21 @@ int run_dma_bench(int argc, char** argv)
             opt.write = true;
         } else if (arg == "--split") {
             opt.split = true;
+        } else if (arg == "--device" && i + 1 < argc) {
+            opt.devices.emplace_back(argv[++i]);
         } else if (arg == "--help" || arg == "-h") {
             std::printf(
-                "usage: ioasid-bench dma [--quick] [--write] [--split]\n"
-                "GB/s of emulated DMA by nic0 (VT-d unit vtd0 of the default topology) through\n"
-                "core::device_dma in this process, for 4 KiB, 64 KiB and 1 MiB transfers, with a\n"
+                "usage: ioasid-bench dma [--quick] [--write] [--split] [--device NAME]...\n"
+                "GB/s of emulated DMA by devices of the default topology (by default the first\n"
+                "device of each IOMMU family) through core::device_dma in this process, for\n"
+                "4 KiB, 64 KiB and 1 MiB transfers, with a\n"
                 "warm IOTLB and with the IOTLB emptied before each transfer, from memory of\n"
                 "another process (IOAS_MAP; ceiling: process_vm_readv of the same bytes) and\n"
                 "from a memfd (IOAS_MAP_FILE; ceiling: memcpy), each beside its ceiling.\n"
                 "  --quick   64 MiB per line instead of 512 MiB\n"
                 "  --write   the device writes memory (ceilings: process_vm_writev, memcpy)\n"
-                "  --split   also where one transfer's time goes: translation, copy, checks\n");
+                "  --split   also where one transfer's time goes: translation, copy, checks\n"
+                "  --device  this device of the default topology (repeatable)\n");
             return 0;
         } else {
             std::fprintf(stderr, "ioasid-bench dma: unknown argument %s\n", arg.c_str());
@@ -501,17 +576,24 @@ int run_dma_bench(int argc, char** argv)
     // The child first, before this process has threads or a machine.
     ChildMemory child;
     Memfd memfd;
-    Machine machine;
     std::shared_ptr<memory::Caller> child_caller = memory::ProcessCaller::open(child.pid(), getuid());
     std::shared_ptr<memory::Caller> self_caller = memory::ProcessCaller::open(getpid(), getuid());
     if (!child_caller || !self_caller)
         die("cannot open the processes as callers");
+    if (opt.devices.empty())
+        opt.devices = first_device_of_each_family();
 
-    std::printf("emulated DMA %s by nic0 (vtd0), in-process core::device_dma, %s per line, best of 3\n",
-                opt.write ? "writes" : "reads", size_text(opt.bytes_per_row).c_str());
-    Bench bench(opt, machine, child, memfd);
-    bench.table(true, child_caller, self_caller);
-    bench.table(false, child_caller, self_caller);
+    for (const std::string& device : opt.devices) {
+        Machine machine(device);
+        const hw::Unit& unit = *machine.device().unit;
+        std::printf("\n=== emulated DMA %s by %s (%s unit %s), in-process core::device_dma, %s per line, "
+                    "best of 3\n",
+                    opt.write ? "writes" : "reads", device.c_str(), unit.family().c_str(), unit.name().c_str(),
+                    size_text(opt.bytes_per_row).c_str());
+        Bench bench(opt, machine, child, memfd);
+        bench.table(true, child_caller, self_caller);
+        bench.table(false, child_caller, self_caller);
+    }
     return 0;
 }
 

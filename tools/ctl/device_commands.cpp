@@ -75,6 +75,10 @@ std::string hw_info_type_name(std::uint32_t type)
         return "none";
     case IOMMU_HW_INFO_TYPE_INTEL_VTD:
         return "intel-vtd";
+    case IOMMU_HW_INFO_TYPE_ARM_SMMUV3:
+        return "arm-smmuv3";
+    case IOMMU_HW_INFO_TYPE_AMD:
+        return "amd";
     default:
         return "type-" + std::to_string(type);
     }
@@ -223,6 +227,21 @@ Outcome Session::hw_info(const HwInfo& c)
                                                                          "mappings in a nesting parent)"
                                                                        : "");
         out.text += "\n" + render_vtd(vtd.cap_reg, vtd.ecap_reg);
+    } else if (args.out_data_type == IOMMU_HW_INFO_TYPE_ARM_SMMUV3 &&
+               data.size() >= sizeof(iommu_hw_info_arm_smmuv3)) {
+        iommu_hw_info_arm_smmuv3 smmu{};
+        std::memcpy(&smmu, data.data(), sizeof(smmu));
+        out.fields["smmuv3"] = {{"flags", smmu.flags},
+                                {"idr", smmu.idr},
+                                {"iidr", smmu.iidr},
+                                {"aidr", smmu.aidr},
+                                {"decoded", decode_smmuv3(smmu)}};
+        out.text += "\n" + render_smmuv3(smmu);
+    } else if (args.out_data_type == IOMMU_HW_INFO_TYPE_AMD && data.size() >= sizeof(iommu_hw_info_amd)) {
+        iommu_hw_info_amd amd{};
+        std::memcpy(&amd, data.data(), sizeof(amd));
+        out.fields["amd"] = {{"efr", amd.efr}, {"efr2", amd.efr2}, {"decoded", decode_amd(amd)}};
+        out.text += "\n" + render_amd(amd);
     } else if (!data.empty()) {
         out.text += "\n  data " + hex_bytes(data);
     }

@@ -45,11 +45,23 @@ std::string human_size(std::uint64_t bytes)
     return std::to_string(value) + " " + std::string(units[unit - 1]);
 }
 
-std::string hex16(std::uint64_t value)
+namespace {
+std::string hex_padded(std::uint64_t value, int digits)
 {
     std::array<char, 24> buf{};
-    std::snprintf(buf.data(), buf.size(), "0x%016llx", static_cast<unsigned long long>(value));
+    std::snprintf(buf.data(), buf.size(), "0x%0*llx", digits, static_cast<unsigned long long>(value));
     return buf.data();
+}
+} // namespace
+
+std::string hex16(std::uint64_t value)
+{
+    return hex_padded(value, 16);
+}
+
+std::string hex8(std::uint32_t value)
+{
+    return hex_padded(value, 8);
 }
 
 void Table::render(std::string& out) const

@@ -16,8 +16,9 @@ namespace ioasid::ctl {
 // "2 MiB" when exact in a binary unit, "4097 bytes" otherwise.
 [[nodiscard]] std::string human_size(std::uint64_t bytes);
 
-// "0x0000000100200803": a 64-bit value in 16 hex digits.
+// "0x0000000100200803": a 64-bit value in 16 hex digits; hex8 for 32 bits.
 [[nodiscard]] std::string hex16(std::uint64_t value);
+[[nodiscard]] std::string hex8(std::uint32_t value);
 
 // Rows of cells printed with each column as wide as its widest cell, two
 // blanks between columns, trailing blanks trimmed.

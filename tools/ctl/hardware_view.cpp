@@ -267,18 +267,109 @@ std::string fault_reason_text(std::uint32_t reason)
     }
 }
 
+// The registers a hw_info answer carries, each with the fields worth a
+// glance, at the positions its specification gives them.
+struct RegisterField {
+    std::string_view name;
+    unsigned lo;
+    unsigned width;
+};
+struct Register {
+    std::string_view name;
+    std::uint64_t value;
+    std::span<const RegisterField> fields;
+};
+
+Json decode_registers(std::span<const Register> registers)
+{
+    Json out = Json::object();
+    for (const Register& reg : registers) {
+        Json fields = Json::object();
+        for (const RegisterField& f : reg.fields)
+            fields[std::string(f.name)] = field(reg.value, f.lo, f.width);
+        out[std::string(reg.name)] = std::move(fields);
+    }
+    return out;
+}
+
+// One line per register: its value, then NAME=value for each field.
+std::string render_registers(std::span<const Register> registers, bool wide)
+{
+    std::string out;
+    for (const Register& reg : registers) {
+        std::string name(reg.name);
+        name.resize(std::max<std::size_t>(name.size(), 4), ' ');
+        out += (out.empty() ? "  " : "\n  ") + name + " " +
+               (wide ? hex16(reg.value) : hex8(static_cast<std::uint32_t>(reg.value)));
+        for (const RegisterField& f : reg.fields)
+            out += "  " + std::string(f.name) + "=" + std::to_string(field(reg.value, f.lo, f.width));
+    }
+    return out;
+}
+
+// VT-d specification 11.4.2 / 11.4.3; the positions are those of
+// hwmodels/vtd/vtd_registers.h.
+constexpr RegisterField kVtdCap[] = {{"SAGAW", 8, 5}, {"MGAW", 16, 6}, {"SLLPS", 34, 4}};
+constexpr RegisterField kVtdEcap[] = {{"PASID", 40, 1}, {"PSS", 35, 5}, {"SLADS", 45, 1}, {"NEST", 26, 1},
+                                      {"FLTS", 47, 1}};
+
+// SMMUv3 specification 6.3.1-6.3.6, as arm-smmu-v3.h names them.
+constexpr RegisterField kSmmuIdr0[] = {{"S2P", 0, 1},     {"S1P", 1, 1},       {"TTF", 2, 2},
+                                       {"COHACC", 4, 1},  {"HTTU", 6, 2},      {"ATS", 10, 1},
+                                       {"ASID16", 12, 1}, {"PRI", 16, 1},      {"VMID16", 18, 1},
+                                       {"CD2L", 19, 1},   {"TTENDIAN", 21, 2}, {"STALL_MODEL", 24, 2},
+                                       {"ST_LEVEL", 27, 2}};
+constexpr RegisterField kSmmuIdr1[] = {{"SIDSIZE", 0, 6}, {"SSIDSIZE", 6, 5}};
+constexpr RegisterField kSmmuIdr3[] = {{"HAD", 2, 1}, {"RIL", 10, 1}, {"BBML", 11, 2}};
+constexpr RegisterField kSmmuIdr5[] = {{"OAS", 0, 3}, {"GRAN4K", 4, 1}, {"GRAN16K", 5, 1}, {"GRAN64K", 6, 1},
+                                       {"VAX", 10, 2}};
+
+// AMD IOMMU specification, MMIO 0x30 (EFR), as amd_iommu_types.h names them.
+constexpr RegisterField kAmdEfr[] = {{"PPRSup", 1, 1},  {"NXSup", 3, 1},    {"GTSup", 4, 1},
+                                     {"GLXSup", 14, 2}, {"PASmax", 32, 5},  {"GIoSup", 48, 1},
+                                     {"HASup", 49, 1},  {"HDSup", 52, 1},   {"SNPSup", 63, 1}};
+
+std::array<Register, 2> vtd_registers(std::uint64_t cap, std::uint64_t ecap)
+{
+    return {Register{"cap", cap, kVtdCap}, Register{"ecap", ecap, kVtdEcap}};
+}
+
+std::array<Register, 8> smmuv3_registers(const iommu_hw_info_arm_smmuv3& info)
+{
+    return {Register{"IDR0", info.idr[0], kSmmuIdr0}, Register{"IDR1", info.idr[1], kSmmuIdr1},
+            Register{"IDR2", info.idr[2], {}},        Register{"IDR3", info.idr[3], kSmmuIdr3},
+            Register{"IDR4", info.idr[4], {}},        Register{"IDR5", info.idr[5], kSmmuIdr5},
+            Register{"IIDR", info.iidr, {}},          Register{"AIDR", info.aidr, {}}};
+}
+
+std::array<Register, 2> amd_registers(const iommu_hw_info_amd& info)
+{
+    return {Register{"EFR", info.efr, kAmdEfr}, Register{"EFR2", info.efr2, {}}};
+}
+
 Json decode_vtd(std::uint64_t cap, std::uint64_t ecap)
 {
-    // VT-d specification 11.4.2 / 11.4.3; the positions are those of
-    // hwmodels/vtd/vtd_registers.h.
-    return {{"cap",
-             {{"SAGAW", field(cap, 8, 5)}, {"MGAW", field(cap, 16, 6)}, {"SLLPS", field(cap, 34, 4)}}},
-            {"ecap",
-             {{"PASID", field(ecap, 40, 1)},
-              {"PSS", field(ecap, 35, 5)},
-              {"SLADS", field(ecap, 45, 1)},
-              {"NEST", field(ecap, 26, 1)},
-              {"FLTS", field(ecap, 47, 1)}}}};
+    return decode_registers(vtd_registers(cap, ecap));
+}
+
+Json decode_smmuv3(const iommu_hw_info_arm_smmuv3& info)
+{
+    return decode_registers(smmuv3_registers(info));
+}
+
+std::string render_smmuv3(const iommu_hw_info_arm_smmuv3& info)
+{
+    return render_registers(smmuv3_registers(info), false);
+}
+
+Json decode_amd(const iommu_hw_info_amd& info)
+{
+    return decode_registers(amd_registers(info));
+}
+
+std::string render_amd(const iommu_hw_info_amd& info)
+{
+    return render_registers(amd_registers(info), true);
 }
 
 std::string render_vtd(std::uint64_t cap, std::uint64_t ecap)

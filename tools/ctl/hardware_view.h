@@ -1,6 +1,6 @@
 // Views of the emulated hardware for people: the topology (units and
 // devices of the status report), page-table dumps, hexdumps of DMA, VT-d
-// capability registers, dirty bitmaps. Pure functions of what the daemon
+// SMMUv3 and AMD registers, dirty bitmaps. Pure functions of what the daemon
 // answered, so the unit tests cover them without a daemon.
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include <ioasid/iommufd.h>
 #include <nlohmann/json.hpp>
 
 namespace ioasid::ctl {
@@ -44,6 +45,12 @@ namespace ioasid::ctl {
 // JSON: {"cap": {"SAGAW": ..}, "ecap": {...}}; text: two lines.
 [[nodiscard]] nlohmann::ordered_json decode_vtd(std::uint64_t cap, std::uint64_t ecap);
 [[nodiscard]] std::string render_vtd(std::uint64_t cap, std::uint64_t ecap);
+// The same for an SMMUv3 (IDR0-5, IIDR, AIDR: {"IDR0": {"ST_LEVEL": ..}})
+// and an AMD IOMMU (EFR, EFR2); text: one line per register.
+[[nodiscard]] nlohmann::ordered_json decode_smmuv3(const iommu_hw_info_arm_smmuv3& info);
+[[nodiscard]] std::string render_smmuv3(const iommu_hw_info_arm_smmuv3& info);
+[[nodiscard]] nlohmann::ordered_json decode_amd(const iommu_hw_info_amd& info);
+[[nodiscard]] std::string render_amd(const iommu_hw_info_amd& info);
 
 // A dirty bitmap as runs of consecutive dirty pages.
 struct DirtyRun {
