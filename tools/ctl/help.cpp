@@ -279,7 +279,14 @@ VT-d also the raw CAP_REG and ECAP_REG and a few fields decoded:
   SLLPS  second-stage large pages     PSS    PASID width - 1 (with PASID)
   SLADS  second-stage accessed/dirty  NEST   nested translation
   FLTS   first-stage translation
-The value is the type (1 for VT-d); --json adds "data" (hex) and "vtd".
+For ARM SMMUv3 (type 2) the ID registers IDR0-IDR5, IIDR and AIDR, with
+the fields a VMM mirrors into a guest SMMU (ST_LEVEL, TTF, HTTU, CD2L,
+ASID16, SIDSIZE, SSIDSIZE, OAS, granules, ...); for AMD (type 4) EFR and
+EFR2 with PASmax, GTSup, GLXSup, HASup, HDSup and others. Units without
+hw_info (POWER TCE, virtio-iommu) report type 0 and no data, as their
+kernel drivers do.
+The value is the type (1 for VT-d); --json adds "data" (hex) and "vtd",
+"smmuv3" or "amd".
 )";
 
 constexpr std::string_view kDirty = R"(Usage: dirty enable HWPT
