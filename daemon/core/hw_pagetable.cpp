@@ -7,6 +7,7 @@
 #include <cassert>
 #include <cerrno>
 #include <map>
+#include <vector>
 
 #include "device.h"
 
@@ -114,8 +115,7 @@ int hwpt_set_dirty_tracking(Context& ctx, std::uint32_t hwpt_id, bool enable)
     return domain.set_dirty_tracking(enable);
 }
 
-int hwpt_get_dirty_bitmap(Context& ctx, const DirtyBitmapRequest& request,
-                          const std::function<int(std::uint64_t, std::uint64_t)>& set_bits)
+int hwpt_get_dirty_bitmap(Context& ctx, const DirtyBitmapRequest& request, const SetDirtyBits& set_bits)
 {
     HwptPaging* hwpt = ctx.objects().find_as<HwptPaging>(request.hwpt_id);
     if (!hwpt)
@@ -172,9 +172,17 @@ int hwpt_get_dirty_bitmap(Context& ctx, const DirtyBitmapRequest& request,
             break;
         cur = piece_last + 1;
     }
-    for (auto [word, bits] : words)
-        if (set_bits(word, bits))
+    // Consecutive words go out together: one read and one write of the
+    // client's memory per run rather than per word.
+    std::vector<std::uint64_t> run;
+    for (auto it = words.begin(); it != words.end();) {
+        const std::uint64_t run_first = it->first;
+        run.clear();
+        for (; it != words.end() && it->first == run_first + run.size(); ++it)
+            run.push_back(it->second);
+        if (set_bits(run_first, run))
             break;
+    }
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 
 #include "context.h"
 #include "hwmodels/common/domain.h"
@@ -63,11 +64,12 @@ struct DirtyBitmapRequest {
     bool clear;
 };
 
-// IOMMU_HWPT_GET_DIRTY_BITMAP: calls set_bits(word, bits) to OR `bits` into
-// word `word` of the client's bitmap, once per word that gains bits. A
-// non-zero return from it stops the walk, and, as in the kernel, the ioctl
-// still succeeds.
+// IOMMU_HWPT_GET_DIRTY_BITMAP: calls set_bits(first, bits) to OR bits[i]
+// into word first + i of the client's bitmap, once per run of consecutive
+// words that gain bits. A non-zero return from it stops there (the bits of
+// later runs are dropped), and, as in the kernel, the ioctl still succeeds.
+using SetDirtyBits = std::function<int(std::uint64_t first_word, std::span<const std::uint64_t> bits)>;
 [[nodiscard]] int hwpt_get_dirty_bitmap(Context& ctx, const DirtyBitmapRequest& request,
-                                        const std::function<int(std::uint64_t, std::uint64_t)>& set_bits);
+                                        const SetDirtyBits& set_bits);
 
 } // namespace ioasid::core

@@ -80,15 +80,30 @@ int hwpt_get_dirty_bitmap_command(Command& cmd, void* buf)
         return -EOPNOTSUPP;
     const core::DirtyBitmapRequest request{args.hwpt_id, args.iova, args.length, args.page_size,
                                            !(args.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)};
-    // Bits are only ever set: each touched word is read, ORed and written.
-    return core::hwpt_get_dirty_bitmap(cmd.ctx, request, [&](std::uint64_t word, std::uint64_t bits) {
-        std::uint64_t value;
-        const std::uint64_t at = args.data + word * sizeof(value);
-        if (int rc = cmd.mem().read(at, std::as_writable_bytes(std::span(&value, 1))))
-            return rc;
-        value |= bits;
-        return cmd.mem().write(at, std::as_bytes(std::span(&value, 1)));
-    });
+    // Bits are only ever set: each run of touched words is read, ORed and
+    // written back, a page of the bitmap at a time, so that a page the
+    // client cannot write loses only its own bits, as the kernel's pinning
+    // of the bitmap page by page does.
+    std::vector<std::uint64_t> words;
+    return core::hwpt_get_dirty_bitmap(
+        cmd.ctx, request, [&](std::uint64_t first, std::span<const std::uint64_t> bits) {
+            constexpr std::uint64_t kPage = 4096;
+            std::uint64_t at = args.data + first * sizeof(std::uint64_t);
+            while (!bits.empty()) {
+                const std::uint64_t room = (kPage - at % kPage) / sizeof(std::uint64_t);
+                const auto piece = bits.first(std::min<std::size_t>(bits.size(), std::max<std::uint64_t>(room, 1)));
+                words.assign(piece.size(), 0);
+                if (int rc = cmd.mem().read(at, std::as_writable_bytes(std::span(words))))
+                    return rc;
+                for (std::size_t i = 0; i < piece.size(); ++i)
+                    words[i] |= piece[i];
+                if (int rc = cmd.mem().write(at, std::as_bytes(std::span(words))))
+                    return rc;
+                at += piece.size_bytes();
+                bits = bits.subspan(piece.size());
+            }
+            return 0;
+        });
 }
 
 } // namespace ioasid::dispatch

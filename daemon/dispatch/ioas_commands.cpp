@@ -14,6 +14,15 @@ namespace {
 constexpr std::uint32_t kMapFlags =
     IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 
+// MAP, MAP_FILE and COPY share their flags (checked against kMapFlags).
+template <typename Request>
+void set_map_flags(Request& request, std::uint32_t flags)
+{
+    request.fixed_iova = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) != 0;
+    request.readable = (flags & IOMMU_IOAS_MAP_READABLE) != 0;
+    request.writable = (flags & IOMMU_IOAS_MAP_WRITEABLE) != 0;
+}
+
 int fault_or(int rc)
 {
     return rc ? -EFAULT : 0;
@@ -47,10 +56,8 @@ int ioas_map_command(Command& cmd, void* buf)
         .user_va = args.user_va,
         .length = args.length,
         .iova = args.iova,
-        .fixed_iova = (args.flags & IOMMU_IOAS_MAP_FIXED_IOVA) != 0,
-        .readable = (args.flags & IOMMU_IOAS_MAP_READABLE) != 0,
-        .writable = (args.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0,
     };
+    set_map_flags(request, args.flags);
     std::uint64_t iova;
     if (int rc = core::ioas_map(cmd.ctx, cmd.caller, request, &iova))
         return rc;
@@ -71,10 +78,8 @@ int ioas_map_file_command(Command& cmd, void* buf)
         .start = args.start,
         .length = args.length,
         .iova = args.iova,
-        .fixed_iova = (args.flags & IOMMU_IOAS_MAP_FIXED_IOVA) != 0,
-        .readable = (args.flags & IOMMU_IOAS_MAP_READABLE) != 0,
-        .writable = (args.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0,
     };
+    set_map_flags(request, args.flags);
     std::uint64_t iova;
     if (int rc = core::ioas_map_file(cmd.ctx, cmd.caller, request, &iova))
         return rc;
@@ -93,10 +98,8 @@ int ioas_copy_command(Command& cmd, void* buf)
         .length = args.length,
         .dst_iova = args.dst_iova,
         .src_iova = args.src_iova,
-        .fixed_iova = (args.flags & IOMMU_IOAS_MAP_FIXED_IOVA) != 0,
-        .readable = (args.flags & IOMMU_IOAS_MAP_READABLE) != 0,
-        .writable = (args.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0,
     };
+    set_map_flags(request, args.flags);
     std::uint64_t dst_iova;
     if (int rc = core::ioas_copy(cmd.ctx, request, &dst_iova))
         return rc;
