@@ -2,7 +2,11 @@
 
 #include <array>
 
+#include "amd/amd_unit.h"
 #include "mock/mock_unit.h"
+#include "ppc_tce/tce_unit.h"
+#include "smmuv3/smmuv3_unit.h"
+#include "virtio/virtio_unit.h"
 #include "vtd/vtd_unit.h"
 
 namespace ioasid::hw {
@@ -10,7 +14,11 @@ namespace {
 
 constexpr std::array kFamilies{
     Family{"mock", mock::create_mock_unit},
+    Family{"ppc_tce", ppc_tce::create_ppc_tce_unit},
+    Family{"smmuv3", smmuv3::create_smmuv3_unit},
+    Family{"virtio", virtio::create_virtio_unit},
     Family{"vtd", vtd::create_vtd_unit},
+    Family{"amd", amd::create_amd_unit},
 };
 
 } // namespace

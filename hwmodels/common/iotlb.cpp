@@ -25,7 +25,7 @@ Iotlb::Key Iotlb::key_of(Tag tag, std::uint64_t iova, unsigned shift)
 
 Iotlb::Entry* Iotlb::lookup(Tag tag, std::uint64_t iova)
 {
-    for (std::uint64_t sizes = page_sizes_; sizes; sizes &= sizes - 1) {
+    for (std::uint64_t sizes = sizes_in_use_; sizes; sizes &= sizes - 1) {
         auto it = entries_.find(key_of(tag, iova, std::countr_zero(sizes)));
         if (it != entries_.end()) {
             ++stats_.hits;
@@ -44,7 +44,9 @@ Iotlb::Entry* Iotlb::insert(Tag tag, std::uint64_t page_iova, const Entry& entry
         stats_.evictions += entries_.size();
         entries_.clear();
         per_domain_.clear();
+        sizes_in_use_ = 0;
     }
+    sizes_in_use_ |= entry.page_size & page_sizes_;
     auto [it, added] =
         entries_.insert_or_assign(key_of(tag, page_iova, std::countr_zero(entry.page_size)), entry);
     if (added)
@@ -77,6 +79,7 @@ void Iotlb::invalidate_all()
     ++stats_.invalidations;
     entries_.clear();
     per_domain_.clear();
+    sizes_in_use_ = 0;
 }
 
 template <typename Pred>

@@ -64,6 +64,10 @@ private:
 
     std::size_t capacity_;
     std::uint64_t page_sizes_;
+    // The sizes entries were inserted with since the cache was last empty:
+    // a lookup probes only those. A unit with every power of two (AMD's
+    // v1) would otherwise probe some forty sizes per miss.
+    std::uint64_t sizes_in_use_ = 0;
     std::unordered_map<Key, Entry, KeyHash> entries_;
     std::unordered_map<std::uint32_t, std::size_t> per_domain_; // entries per domain
     IotlbStats stats_;

@@ -14,16 +14,19 @@ namespace ioasid::hw {
 template <typename Format>
 class RadixDomain : public Domain {
 public:
-    // Call init() before use.
+    // Call init() before use. `top_bits`: entries of the top table, log2
+    // (see RadixTable).
     RadixDomain(Unit& unit, DomainRequest request, Geometry geometry, TableMemory& memory,
-                Format format, unsigned levels, std::string name)
-        : Domain(unit, request, geometry), table_(memory, format, levels), name_(std::move(name))
+                Format format, unsigned levels, std::string name,
+                unsigned top_bits = RadixTable<Format>::kBits)
+        : Domain(unit, request, geometry), table_(memory, format, levels, top_bits), name_(std::move(name))
     {
     }
     ~RadixDomain() override = default;
 
     [[nodiscard]] int init() { return table_.init(); }
     [[nodiscard]] RadixTable<Format>& table() { return table_; }
+    [[nodiscard]] const RadixTable<Format>& table() const { return table_; }
 
     int map(std::uint64_t iova, std::uint64_t pa, std::uint64_t length, Prot prot,
             std::uint64_t max_leaf) override

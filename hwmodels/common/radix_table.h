@@ -1,14 +1,18 @@
-// The page-table walker every family shares: a radix tree of 4 KiB tables
-// of 512 little-endian 64-bit entries, levels counted from the leaf
-// (level 0 maps one granule). What an entry means is the family's
-// business, told through a format type:
+// The page-table walker every family shares: a radix tree of tables of
+// little-endian 64-bit entries, levels counted from the leaf (level 0 maps
+// one granule). What an entry means is the family's business, told
+// through a format type:
 //
 //   struct Format {
 //       static constexpr unsigned kGranuleShift;       // bytes per level-0 leaf, log2
+//       static constexpr unsigned kIndexBits;          // optional: entries per table, log2
+//                                                      // (9, i.e. 4 KiB tables, if absent)
 //       bool leaf_allowed(unsigned level) const;      // may a leaf sit at this level?
 //       EntryKind kind(std::uint64_t e, unsigned level) const;
 //       std::uint64_t output(std::uint64_t e, unsigned level) const; // table or page address
 //       Prot prot(std::uint64_t e) const;             // what this entry allows
+//       Prot table_prot(std::uint64_t e) const;       // optional: what a table entry allows
+//                                                     // below it, if not prot(e)
 //       std::uint64_t make_table(std::uint64_t table_pa) const;
 //       std::uint64_t make_leaf(std::uint64_t pa, unsigned level, Prot prot) const;
 //       bool dirty(std::uint64_t e) const;            // leaf written since last cleared
@@ -16,6 +20,11 @@
 //       std::uint64_t clear_dirty(std::uint64_t e) const;
 //       std::string describe(std::uint64_t e, unsigned level) const;
 //   };
+//
+// Every table below the top has 2^kIndexBits entries. The top table has
+// its own count, chosen when the table is built: fewer entries when the
+// input size does not fill a whole level (a VMSAv8-64 stage-1 start
+// level), more when tables are concatenated there (a stage-2 start level).
 //
 // The walker itself holds no lock: a table is changed and walked under the
 // lock of the context that owns the domain.
@@ -37,8 +46,18 @@ enum class EntryKind : std::uint8_t { invalid, table, leaf };
 static_assert(std::endian::native == std::endian::little,
               "tables are stored in host order; the formats are little-endian");
 
+// What a format without its own kIndexBits gets: 512 entries, 4 KiB.
 inline constexpr unsigned kIndexBits = 9;
 inline constexpr unsigned kEntriesPerTable = 1u << kIndexBits;
+
+template <typename Format>
+[[nodiscard]] constexpr unsigned index_bits_of()
+{
+    if constexpr (requires { Format::kIndexBits; })
+        return Format::kIndexBits;
+    else
+        return kIndexBits;
+}
 
 template <typename Format>
 class RadixTable {
@@ -53,8 +72,13 @@ public:
         std::uint64_t* entry = nullptr; // the leaf, for A/D updates
     };
 
-    RadixTable(TableMemory& memory, Format format, unsigned levels)
-        : memory_(memory), format_(format), levels_(levels)
+    static constexpr unsigned kBits = index_bits_of<Format>();
+    static constexpr unsigned kEntries = 1u << kBits;
+    static constexpr std::uint64_t kTableBytes = std::uint64_t{8} << kBits;
+
+    // `top_bits`: entries of the top table, log2; a full table by default.
+    RadixTable(TableMemory& memory, Format format, unsigned levels, unsigned top_bits = kBits)
+        : memory_(memory), format_(format), levels_(levels), top_bits_(top_bits)
     {
     }
     ~RadixTable()
@@ -68,7 +92,9 @@ public:
     // Allocates the top table; -ENOMEM when there is no room.
     [[nodiscard]] int init()
     {
-        auto pa = memory_.alloc();
+        // A short top table still takes a whole page, as the kernel's
+        // page allocator gives it one.
+        auto pa = memory_.alloc(std::max(TableMemory::kTableSize, top_table_bytes()));
         if (!pa)
             return -ENOMEM;
         root_ = *pa;
@@ -79,10 +105,15 @@ public:
     [[nodiscard]] Format& format() { return format_; }
     [[nodiscard]] std::uint64_t root() const { return root_; }
     [[nodiscard]] unsigned levels() const { return levels_; }
-    [[nodiscard]] unsigned input_bits() const { return Format::kGranuleShift + kIndexBits * levels_; }
+    [[nodiscard]] unsigned top_bits() const { return top_bits_; }
+    [[nodiscard]] std::uint64_t top_table_bytes() const { return std::uint64_t{8} << top_bits_; }
+    [[nodiscard]] unsigned input_bits() const
+    {
+        return Format::kGranuleShift + kBits * (levels_ - 1) + top_bits_;
+    }
     [[nodiscard]] static constexpr std::uint64_t level_size(unsigned level)
     {
-        return std::uint64_t{1} << (Format::kGranuleShift + kIndexBits * level);
+        return std::uint64_t{1} << (Format::kGranuleShift + kBits * level);
     }
     // The leaf sizes this table can hold, as a pgsize bitmap.
     [[nodiscard]] std::uint64_t leaf_sizes() const
@@ -130,14 +161,16 @@ public:
         Walk w;
         w.prot = {true, true};
         std::uint64_t table = root_;
-        for (unsigned level = levels_; level-- > 0;) {
-            std::uint64_t* entry = memory_.entries(table) + index_of(iova, level);
+        std::uint64_t mask = (std::uint64_t{1} << top_bits_) - 1; // the top table's, then a full one's
+        for (unsigned level = levels_; level-- > 0; mask = kEntries - 1) {
+            std::uint64_t* entry =
+                memory_.entries(table) + ((iova >> (Format::kGranuleShift + kBits * level)) & mask);
             w.level = level;
             switch (format_.kind(*entry, level)) {
             case EntryKind::invalid:
                 return w;
             case EntryKind::table: {
-                Prot p = format_.prot(*entry);
+                Prot p = table_prot(*entry);
                 w.prot = {w.prot.read && p.read, w.prot.write && p.write};
                 table = format_.output(*entry, level);
                 break;
@@ -174,9 +207,21 @@ public:
     [[nodiscard]] std::uint64_t table_pages() const { return tables_; }
 
 private:
-    [[nodiscard]] static unsigned index_of(std::uint64_t iova, unsigned level)
+    [[nodiscard]] Prot table_prot(std::uint64_t e) const
     {
-        return (iova >> (Format::kGranuleShift + kIndexBits * level)) & (kEntriesPerTable - 1);
+        if constexpr (requires { format_.table_prot(e); })
+            return format_.table_prot(e);
+        else
+            return format_.prot(e);
+    }
+
+    [[nodiscard]] unsigned entries_at(unsigned level) const
+    {
+        return level == levels_ - 1 ? 1u << top_bits_ : kEntries;
+    }
+    [[nodiscard]] unsigned index_of(std::uint64_t iova, unsigned level) const
+    {
+        return static_cast<unsigned>(iova >> (Format::kGranuleShift + kBits * level)) & (entries_at(level) - 1);
     }
 
     [[nodiscard]] unsigned leaf_level_for(std::uint64_t iova, std::uint64_t pa, std::uint64_t remaining,
@@ -201,7 +246,7 @@ private:
             case EntryKind::leaf:
                 return -EEXIST;
             case EntryKind::invalid: {
-                auto pa = memory_.alloc();
+                auto pa = memory_.alloc(kTableBytes);
                 if (!pa)
                     return -ENOMEM;
                 ++tables_;
@@ -223,7 +268,7 @@ private:
         const std::uint64_t size = level_size(level);
         std::uint64_t removed = 0;
         std::uint64_t* entries = memory_.entries(table);
-        for (unsigned i = index_of(std::max(first, base), level); i < kEntriesPerTable; ++i) {
+        for (unsigned i = index_of(std::max(first, base), level), n = entries_at(level); i < n; ++i) {
             const std::uint64_t at = base + i * size;
             if (at > last)
                 break;
@@ -257,7 +302,7 @@ private:
     {
         const std::uint64_t size = level_size(level);
         std::uint64_t* entries = memory_.entries(table);
-        for (unsigned i = index_of(std::max(first, base), level); i < kEntriesPerTable; ++i) {
+        for (unsigned i = index_of(std::max(first, base), level), n = entries_at(level); i < n; ++i) {
             const std::uint64_t at = base + i * size;
             if (at > last)
                 break;
@@ -281,7 +326,7 @@ private:
     {
         const std::uint64_t size = level_size(level);
         const std::uint64_t* entries = memory_.entries(table);
-        for (unsigned i = 0; i < kEntriesPerTable; ++i) {
+        for (unsigned i = 0, n = entries_at(level); i < n; ++i) {
             const EntryKind kind = format_.kind(entries[i], level);
             if (kind == EntryKind::invalid)
                 continue;
@@ -296,7 +341,7 @@ private:
     {
         if (level > 0) {
             const std::uint64_t* entries = memory_.entries(table);
-            for (unsigned i = 0; i < kEntriesPerTable; ++i)
+            for (unsigned i = 0, n = entries_at(level); i < n; ++i)
                 if (format_.kind(entries[i], level) == EntryKind::table)
                     free_table(format_.output(entries[i], level), level - 1);
         }
@@ -308,6 +353,7 @@ private:
     TableMemory& memory_;
     Format format_;
     unsigned levels_;
+    unsigned top_bits_;
     std::uint64_t root_ = 0;
     std::uint64_t tables_ = 0; // below the root
 };

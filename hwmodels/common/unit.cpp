@@ -65,9 +65,9 @@ std::uint32_t Unit::fault_code(FaultReason reason, Access) const
     return static_cast<std::uint32_t>(reason);
 }
 
-std::uint32_t Unit::fault_code(FaultReason reason, Access access, const Endpoint&, const Domain*) const
+std::uint32_t Unit::fault_code(const Fault& fault, const Endpoint&, const Domain*) const
 {
-    return fault_code(reason, access);
+    return fault_code(fault.reason, fault.access);
 }
 
 std::uint32_t Unit::next_domain_tag()
@@ -120,7 +120,9 @@ std::optional<Fault> Unit::translate(Endpoint& endpoint, std::optional<std::uint
 {
     Domain* domain = nullptr; // what the request reached, for fault_code()
     auto fault = [&](std::uint64_t at, FaultReason reason) {
-        return Fault{at, pasid, access, reason, fault_code(reason, access, endpoint, domain)};
+        Fault f{at, pasid, access, reason, 0};
+        f.hw_code = fault_code(f, endpoint, domain);
+        return f;
     };
     if (length == 0)
         return std::nullopt;

@@ -79,11 +79,12 @@ public:
     [[nodiscard]] virtual std::vector<Span> reserved_regions(const Endpoint& endpoint) const;
     // The number the family's fault records give this reason.
     [[nodiscard]] virtual std::uint32_t fault_code(FaultReason reason, Access access) const;
-    // The same for a fault on a request of `endpoint` that reached `domain`
-    // (nullptr: nothing attached). translate() asks this one; a family
-    // whose codes depend on the table format or the device overrides it.
-    // By default it is the two-argument form.
-    [[nodiscard]] virtual std::uint32_t fault_code(FaultReason reason, Access access, const Endpoint& endpoint,
+    // The same for `fault` (all but its hw_code filled in) on a request of
+    // `endpoint` that reached `domain` (nullptr: nothing attached).
+    // translate() asks this one; a family whose codes depend on the table
+    // format, the device, the PASID or the address overrides it. By
+    // default it is the two-argument form.
+    [[nodiscard]] virtual std::uint32_t fault_code(const Fault& fault, const Endpoint& endpoint,
                                                    const Domain* domain) const;
 
     // --- attachment: the context / PASID tables a driver would program ---

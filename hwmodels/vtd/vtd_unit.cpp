@@ -199,9 +199,10 @@ std::uint32_t VtdUnit::fault_code(FaultReason reason, Access access) const
     return 0;
 }
 
-std::uint32_t VtdUnit::fault_code(FaultReason reason, Access access, const Endpoint& endpoint,
-                                  const Domain* domain) const
+std::uint32_t VtdUnit::fault_code(const Fault& fault, const Endpoint& endpoint, const Domain* domain) const
 {
+    const FaultReason reason = fault.reason;
+    const Access access = fault.access;
     const bool first_stage = dynamic_cast<const FirstStageDomain*>(domain) != nullptr;
     switch (reason) {
     case FaultReason::blocked:

@@ -61,8 +61,7 @@ public:
 
     using Unit::fault_code;
     std::uint32_t fault_code(FaultReason reason, Access access) const override;
-    std::uint32_t fault_code(FaultReason reason, Access access, const Endpoint& endpoint,
-                             const Domain* domain) const override;
+    std::uint32_t fault_code(const Fault& fault, const Endpoint& endpoint, const Domain* domain) const override;
 
 private:
     [[nodiscard]] bool endpoint_dirty_tracking(const Endpoint& endpoint) const;

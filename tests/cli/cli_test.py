@@ -439,7 +439,8 @@ def case_status_all(c):
 
 # ---- Emulated hardware ---------------------------------------------------------
 
-DEFAULT_DEVICES = ["mock-dev0", "mock-dev1", "nic0", "nvme0", "gpu0", "gpu0-audio", "accel0", "dsa0"]
+DEFAULT_DEVICES = ["mock-dev0", "mock-dev1", "nic0", "nvme0", "gpu0", "gpu0-audio", "accel0", "dsa0",
+                   "arm-nic0", "arm-nvme0", "amd-gpu0", "amd-nic0", "ppc-nic0", "virtio-net0", "virtio-blk0"]
 # VT-d second-stage leaf bits (hwmodels/vtd/vtd_second_stage.h).
 VTD_R, VTD_W, VTD_SNP = 1 << 0, 1 << 1, 1 << 11
 VTD_ADDR_MASK = ((1 << 52) - 1) & ~0xfff
@@ -519,8 +520,9 @@ def case_topology(c):
     check(re.search(r"^accel0 +vtd0 +00:06\.0 +accel0 +8 bits, only +", text, re.M), text)
 
     view = c.json_lines(c.ctl("--json", "topology"))[0]
-    check([u["name"] for u in view["units"]] == ["mock0", "vtd0", "vtd1"]
-          and [u["family"] for u in view["units"]] == ["mock", "vtd", "vtd"], f"units: {view['units']}")
+    check([u["name"] for u in view["units"]] == ["mock0", "vtd0", "vtd1", "smmu0", "amd0", "tce0", "viommu0"]
+          and [u["family"] for u in view["units"]] == ["mock", "vtd", "vtd", "smmuv3", "amd", "ppc_tce", "virtio"],
+          f"units: {view['units']}")
     check([d["name"] for d in view["devices"]] == DEFAULT_DEVICES, f"devices: {view['devices']}")
     devices = {d["name"]: d for d in view["devices"]}
     check(all(d["state"] == "free" for d in view["devices"]), f"{view['devices']}")
@@ -557,6 +559,51 @@ def case_topology(c):
     check("bind: ENODEV: no device 'nosuch' in the topology (it has: mock-dev0, " in result.stderr, show(result))
     result = c.ctl("attach", "1", "2", expect=1)
     check(result.stderr.strip() == "ioasidctl: attach: ENOENT: no object 1", show(result))
+
+
+# One device of each family in the default topology: hw_info type and
+# registers, the IOVA ranges the unit leaves an IOAS, and a DMA round trip.
+FAMILY_CASES = [
+    # device, hw_info type, type name, IOVA ranges after attach, a usable IOVA
+    ("arm-nic0", 2, "arm-smmuv3", [(0, 0x7ffffff), (0x8100000, (1 << 48) - 1)], 0x200000),
+    ("amd-gpu0", 4, "amd", [(0, 0xfedfffff), (0xfef00000, 0xfcffffffff), (0x10000000000, (1 << 64) - 1)],
+     0x200000),
+    ("ppc-nic0", 0, "none", [(0, 0x3fffffff), (1 << 59, (1 << 59) + (64 << 30) - 1)], (1 << 59) + 0x10000),
+    ("virtio-net0", 0, "none", [(0, 0xfedfffff), (0xfef00000, (1 << 39) - 1)], 0x200000),
+]
+
+
+def case_families(c):
+    for device, info_type, type_name, ranges, iova in FAMILY_CASES:
+        script = (f"$d = bind {device}\nhw-info $d\n$a = ioas alloc\nattach $d $a\nranges $a\n"
+                  f"map $a --memfd 64K --iova {iova:#x}\n"
+                  f"dma write $d {iova + 0x1000:#x} --data 0123456789abcdef\n"
+                  f"dma read $d {iova + 0x1000:#x} 8\n")
+        objects = c.json_lines(c.ctl("--json", "-", input=script))
+        by_command = {o["command"]: o for o in objects}
+        check(all(o["ok"] for o in objects), f"{device}: {objects}")
+        info = by_command["hw-info"]
+        check(info["type"] == info_type and info["type_name"] == type_name, f"{device} hw-info: {info}")
+        got = [(r["start"], r["last"]) for r in by_command["ranges"]["ranges"]]
+        check(got == ranges, f"{device} ranges: {[(hex(a), hex(b)) for a, b in got]}")
+        check(by_command["dma read"]["data"] == "0123456789abcdef", f"{device} dma read: {by_command['dma read']}")
+        if info_type == 2:
+            idr = info["smmuv3"]["decoded"]
+            check(idr["IDR0"]["TTF"] == 2 and idr["IDR0"]["HTTU"] == 2 and idr["IDR1"]["SSIDSIZE"] == 20
+                  and idr["IDR5"]["GRAN4K"] == 1 and info["max_pasid_log2"] == 20, f"{device}: {info}")
+        if info_type == 4:
+            efr = info["amd"]["decoded"]["EFR"]
+            check(efr["HDSup"] == 1 and efr["GTSup"] == 1 and efr["PASmax"] == 15
+                  and info["capability_names"] == ["dirty-tracking"], f"{device}: {info}")
+
+    # POWER TCE: only the two windows can be mapped, and the 64 KiB window
+    # only in whole 64 KiB pages.
+    script = ("$d = bind ppc-nic0\n$a = ioas alloc\nattach $d $a\n"
+              "!EINVAL map $a --memfd 64K --iova 0x40000000\n"
+              "!EINVAL map $a --memfd 4K --iova 0x800000000001000\n"
+              "map $a --memfd 4K --iova 0x3ffff000\n")
+    result = c.ctl("-", input=script)
+    check(result.stderr == "", show(result))
 
 
 def case_device_busy(c):
@@ -630,6 +677,7 @@ CASES = {
     "hardware-text": case_hardware_text,
     "hardware-json": case_hardware_json,
     "topology": case_topology,
+    "families": case_families,
     "device-busy": case_device_busy,
 }
 

@@ -610,6 +610,28 @@ TEST_CASE("the embedded default topology", "[topology][default]")
         CHECK(device(t, "mock-dev1").unit == "mock0");
         CHECK(device(t, "mock-dev1").pasid_bits == 0);
     }
+    SECTION("one unit of each other family, with devices after the VT-d ones")
+    {
+        CHECK(unit(t, "smmu0").family == "smmuv3");
+        CHECK(unit(t, "amd0").family == "amd");
+        CHECK(unit(t, "tce0").family == "ppc_tce");
+        CHECK(unit(t, "viommu0").family == "virtio");
+        Params amd = unit(t, "amd0").params;
+        CHECK(amd.boolean("dirty_tracking") == true);
+        CHECK(amd.boolean("guest_translation") == true);
+        CHECK(device(t, "arm-nic0").unit == "smmu0");
+        CHECK(device(t, "arm-nic0").pasid_bits == 20);
+        CHECK(device(t, "arm-nvme0").unit == "smmu0");
+        CHECK(device(t, "amd-gpu0").unit == "amd0");
+        CHECK(device(t, "amd-gpu0").pasid_bits == 16);
+        CHECK(device(t, "amd-nic0").unit == "amd0");
+        CHECK(device(t, "ppc-nic0").unit == "tce0");
+        CHECK(device(t, "virtio-net0").unit == "viommu0");
+        CHECK(device(t, "virtio-blk0").unit == "viommu0");
+        // Devices added later come last, so the earlier ones keep their nodes.
+        CHECK(device(t, "dsa0").vfio == "vfio7");
+        CHECK(device(t, "arm-nic0").vfio == "vfio8");
+    }
     SECTION("vfio nodes are vfio<index>, groups are per device unless shared")
     {
         std::set<std::string> groups;
