@@ -14,42 +14,31 @@
 #include <optional>
 #include <string>
 
+#include "hwmodels/common/register_field.h"
+
 namespace ioasid::hw::amd {
-
-// One field of a 64-bit register: `width` bits starting at bit `lo`.
-struct EfrField {
-    unsigned lo;
-    unsigned width;
-
-    [[nodiscard]] constexpr std::uint64_t mask() const { return ((std::uint64_t{1} << width) - 1) << lo; }
-    [[nodiscard]] constexpr std::uint64_t get(std::uint64_t reg) const { return (reg & mask()) >> lo; }
-    [[nodiscard]] constexpr std::uint64_t with(std::uint64_t reg, std::uint64_t value) const
-    {
-        return (reg & ~mask()) | ((value << lo) & mask());
-    }
-};
 
 // Extended Feature Register fields the model sets or the driver reads
 // (bits not listed read 0).
 namespace efr {
-inline constexpr EfrField PrefSup{0, 1};   // PREFETCH_IOMMU_PAGES
-inline constexpr EfrField PPRSup{1, 1};    // peripheral page requests
-inline constexpr EfrField XTSup{2, 1};     // x2APIC interrupts
-inline constexpr EfrField NXSup{3, 1};     // no-execute in v2 tables
-inline constexpr EfrField GTSup{4, 1};     // guest (v2) translation
-inline constexpr EfrField IASup{6, 1};     // INVALIDATE_IOMMU_ALL
-inline constexpr EfrField GASup{7, 1};     // guest virtual APIC
-inline constexpr EfrField HESup{8, 1};     // hardware error registers
-inline constexpr EfrField PCSup{9, 1};     // performance counters
-inline constexpr EfrField HATS{10, 2};     // host table levels: 0 four, 1 five, 2 six
-inline constexpr EfrField GATS{12, 2};     // guest table levels: 0 four, 1 five
-inline constexpr EfrField GLXSup{14, 2};   // GCR3 table levels - 1
-inline constexpr EfrField PASmax{32, 5};   // PASID width - 1
-inline constexpr EfrField GIOSup{48, 1};   // guest I/O protection (v2 for requests without PASID)
-inline constexpr EfrField HASup{49, 1};    // host accessed bit
-inline constexpr EfrField EPHSup{50, 1};   // enhanced PPR handling
-inline constexpr EfrField HDSup{52, 1};    // host dirty bit
-inline constexpr EfrField SNPSup{63, 1};   // SEV-SNP
+inline constexpr RegField PrefSup{0, 1};   // PREFETCH_IOMMU_PAGES
+inline constexpr RegField PPRSup{1, 1};    // peripheral page requests
+inline constexpr RegField XTSup{2, 1};     // x2APIC interrupts
+inline constexpr RegField NXSup{3, 1};     // no-execute in v2 tables
+inline constexpr RegField GTSup{4, 1};     // guest (v2) translation
+inline constexpr RegField IASup{6, 1};     // INVALIDATE_IOMMU_ALL
+inline constexpr RegField GASup{7, 1};     // guest virtual APIC
+inline constexpr RegField HESup{8, 1};     // hardware error registers
+inline constexpr RegField PCSup{9, 1};     // performance counters
+inline constexpr RegField HATS{10, 2};     // host table levels: 0 four, 1 five, 2 six
+inline constexpr RegField GATS{12, 2};     // guest table levels: 0 four, 1 five
+inline constexpr RegField GLXSup{14, 2};   // GCR3 table levels - 1
+inline constexpr RegField PASmax{32, 5};   // PASID width - 1
+inline constexpr RegField GIOSup{48, 1};   // guest I/O protection (v2 for requests without PASID)
+inline constexpr RegField HASup{49, 1};    // host accessed bit
+inline constexpr RegField EPHSup{50, 1};   // enhanced PPR handling
+inline constexpr RegField HDSup{52, 1};    // host dirty bit
+inline constexpr RegField SNPSup{63, 1};   // SEV-SNP
 } // namespace efr
 
 // The topology keys of a `family = "amd"` unit.

@@ -17,9 +17,11 @@ namespace {
 constexpr std::uint64_t kIotlbSizes = ((1ULL << 52) - 1) & ~((1ULL << 12) - 1);
 constexpr std::uint64_t kPageMask = ~0xfffULL;
 
-std::uint32_t event(EventCode code, std::uint32_t flags, std::uint32_t domain_id)
+// The second dword of an event-log record. Bits 15:0 name the DomainID
+// or the PASID, depending on the event type.
+std::uint32_t event(EventCode code, std::uint32_t flags, std::uint32_t id)
 {
-    return static_cast<std::uint32_t>(code) << 28 | (flags & 0xfff) << 16 | (domain_id & 0xffff);
+    return static_cast<std::uint32_t>(code) << 28 | (flags & 0xfff) << 16 | (id & 0xffff);
 }
 
 bool is_v2(const Domain* domain)
@@ -181,9 +183,12 @@ std::uint32_t AmdUnit::fault_code(const Fault& fault, const Endpoint&, const Dom
     const Access access = fault.access;
     const std::uint32_t rw = access == Access::write ? event_flag::kWrite : 0;
     // 6.12 grows a v1 table to six levels whatever EFR.HATS says; a DTE
-    // whose Mode the hardware cannot walk is an illegal entry.
+    // whose Mode the hardware cannot walk is an illegal entry. That record
+    // has no DomainID: bits 15:0 are the request's PASID (the driver's
+    // amd_iommu_print_event() prints them as "pasid"), and only a request
+    // without one reaches a v1 table.
     if (auto* v1 = dynamic_cast<const V1Domain*>(domain); v1 && !v1->walkable())
-        return event(EventCode::illegal_dev_table_entry, rw, domain->tag());
+        return event(EventCode::illegal_dev_table_entry, rw, fault.pasid.value_or(0));
     const std::uint32_t code = fault_code(reason, access);
     return domain ? code | (domain->tag() & 0xffff) : code;
 }
@@ -234,7 +239,7 @@ std::uint64_t* AmdUnit::gcr3_slot(const DeviceState& device, std::uint32_t pasid
                 return nullptr;
             entry = *next | dte::kGcr3Valid;
         }
-        table = entry & kPageMask & dte::kRootMask;
+        table = entry & dte::kRootMask;
     }
     return tables_.entries(table) + (pasid & 0x1ff);
 }

@@ -65,7 +65,8 @@ public:
 
     // hw_code is the second dword of the event-log record: EventCode in
     // 31:28, the flags in 27:16 (GN left clear: a Fault carries its PASID
-    // itself), the DTE's DomainID in 15:0.
+    // itself), and in 15:0 the DTE's DomainID for IO_PAGE_FAULT, the
+    // request's PASID for ILLEGAL_DEV_TABLE_ENTRY.
     using Unit::fault_code;
     std::uint32_t fault_code(FaultReason reason, Access access) const override;
     std::uint32_t fault_code(const Fault& fault, const Endpoint& endpoint, const Domain* domain) const override;

@@ -166,24 +166,34 @@ std::uint64_t* V1Domain::fetch(std::uint64_t iova, std::uint64_t* size) const
     return e;
 }
 
+template <typename Fn>
+void V1Domain::for_each_page(std::uint64_t first, std::uint64_t last, Fn&& fn)
+{
+    for (std::uint64_t at = first;;) {
+        std::uint64_t size = 0;
+        std::uint64_t* e = fetch(at, &size);
+        if (!size)
+            return; // beyond the table: nothing further is mapped
+        const std::uint64_t page_iova = at & ~(size - 1);
+        if (e)
+            fn(e, page_iova, size);
+        // A hole is skipped whole, from its aligned start, so that an
+        // unaligned `first` never steps over the start of the next page.
+        const std::uint64_t next = page_iova + size;
+        if (next == 0 || next > last)
+            return;
+        at = next;
+    }
+}
+
 void V1Domain::unmap(std::uint64_t iova, std::uint64_t length)
 {
     // iommu_v1_unmap_pages(): a page goes with all its replicas; the
     // tables stay until the domain is freed.
     const std::uint64_t last = iova + (length - 1);
-    for (std::uint64_t at = iova;;) {
-        std::uint64_t size = 0;
-        std::uint64_t* e = fetch(at, &size);
-        if (!size)
-            break;
-        if (e)
-            for (unsigned i = 0, n = replicas(size); i < n; ++i)
-                e[i] = 0;
-        const std::uint64_t next = (at & ~(size - 1)) + size;
-        if (next == 0 || next > last)
-            break;
-        at = next;
-    }
+    for_each_page(iova, last, [](std::uint64_t* e, std::uint64_t, std::uint64_t size) {
+        std::fill_n(e, replicas(size), std::uint64_t{0});
+    });
     invalidate({iova, last});
 }
 
@@ -249,35 +259,26 @@ void V1Domain::note_use(std::uint64_t iova, Access access)
 void V1Domain::read_and_clear_dirty(std::uint64_t iova, std::uint64_t length, bool clear,
                                     const std::function<void(std::uint64_t, std::uint64_t)>& record)
 {
-    // iommu_v1_read_and_clear_dirty(): a page is dirty if any of its
-    // replicas is, and clearing clears them all.
+    // iommu_v1_read_and_clear_dirty(): the hardware may set D in any one
+    // replica of a sized page (48882, 2.2.3.2), so the page is dirty if
+    // any is, and clearing clears them all.
     const std::uint64_t last = iova + (length - 1);
     bool cleared = false;
-    for (std::uint64_t at = iova;;) {
-        std::uint64_t size = 0;
-        std::uint64_t* e = fetch(at, &size);
-        if (!size)
-            break;
-        if (e) {
-            bool dirty = false;
-            for (unsigned i = 0, n = replicas(size); i < n; ++i) {
-                if (!(e[i] & kDirty))
-                    continue;
-                dirty = true;
-                if (!clear)
-                    break;
-                e[i] &= ~kDirty;
-            }
-            if (dirty) {
-                record(at & ~(size - 1), size);
-                cleared |= clear;
-            }
+    for_each_page(iova, last, [&](std::uint64_t* e, std::uint64_t page_iova, std::uint64_t size) {
+        bool dirty = false;
+        for (unsigned i = 0, n = replicas(size); i < n; ++i) {
+            if (!(e[i] & kDirty))
+                continue;
+            dirty = true;
+            if (!clear)
+                break;
+            e[i] &= ~kDirty;
         }
-        const std::uint64_t next = (at & ~(size - 1)) + size;
-        if (next == 0 || next > last)
-            break;
-        at = next;
-    }
+        if (dirty) {
+            record(page_iova, size);
+            cleared |= clear;
+        }
+    });
     if (cleared)
         invalidate({iova, last});
 }

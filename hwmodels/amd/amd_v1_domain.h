@@ -65,6 +65,10 @@ private:
     // (nullptr if none) and in *size the page size, or the size of the
     // hole the walk found (0 beyond the table).
     [[nodiscard]] std::uint64_t* fetch(std::uint64_t iova, std::uint64_t* size) const;
+    // fetch() over [first, last]: fn(first_slot, page_iova, page_size) for
+    // each page met, in IOVA order; holes are skipped.
+    template <typename Fn>
+    void for_each_page(std::uint64_t first, std::uint64_t last, Fn&& fn);
     // Frees the tables below an entry with NextLevel `next_level`.
     void free_tables(std::uint64_t table_pa, unsigned next_level);
     void dump_table(std::uint64_t table_pa, unsigned level, std::uint64_t base,

@@ -59,6 +59,10 @@ std::optional<std::uint64_t> TableMemory::alloc(std::uint64_t bytes)
 {
     assert(bytes <= kMaxTableSize && std::has_single_bit(std::max(bytes, kTableSize)));
     const unsigned order = order_of(bytes);
+    // Larger than a block: no order holds it, and splitting from the top
+    // order would hand out a block while booking more pages than it has.
+    if (order >= kOrders)
+        return std::nullopt;
     std::lock_guard guard(lock_);
     unsigned from = order;
     while (from < kOrders && free_[from].empty())
@@ -87,18 +91,24 @@ void TableMemory::free(std::uint64_t pa)
 {
     std::lock_guard guard(lock_);
     auto found = orders_.find(pa);
-    assert(found != orders_.end());
+    assert(found != orders_.end() && "not a table in use: a double free?");
+    // A double free in a release build changes nothing rather than putting
+    // a table on a free list twice (two owners for the next two allocs).
+    if (found == orders_.end())
+        return;
     unsigned order = found->second;
     orders_.erase(found);
-    const Block* block = block_of(pa);
-    std::memset(block->host + (pa - block->pa), 0, bytes_of(order));
     in_use_ -= std::uint64_t{1} << order;
     // With no table left, the blocks go back: the physical space and the
-    // host memory of a unit nobody uses return to what they were.
+    // host memory of a unit nobody uses return to what they were (and the
+    // host pages need no zeroing first).
     if (in_use_ == 0) {
         release_blocks();
         return;
     }
+    // alloc() promises zeroed tables.
+    const Block* block = block_of(pa);
+    std::memset(block->host + (pa - block->pa), 0, bytes_of(order));
     // Merge with a free buddy, as far as it goes.
     std::uint64_t at = pa;
     while (order + 1 < kOrders) {

@@ -87,7 +87,13 @@ public:
     int map(std::uint64_t iova, std::uint64_t pa, std::uint64_t length, Prot prot,
             std::uint64_t max_leaf) override
     {
-        // arm_lpae_map_pages(): a mapping must allow something.
+        // arm_lpae_map_pages(), in its order: an IOVA beyond the input size
+        // or a PA beyond the output size is -ERANGE (a unit with a small
+        // OAS cannot reach memory our physical space hands out high), then
+        // a mapping must allow something.
+        const TableConfig& t = table_config();
+        if (length && (((iova + length - 1) >> t.ias) || ((pa + length - 1) >> t.oas)))
+            return -ERANGE;
         if (!prot.read && !prot.write)
             return -EINVAL;
         return RadixDomain<Format>::map(iova, pa, length, prot, max_leaf);

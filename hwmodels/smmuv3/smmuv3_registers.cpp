@@ -69,9 +69,7 @@ SmmuRegisters build_registers(const SmmuConfig& c)
 
 SmmuFeatures probe(const SmmuRegisters& r)
 {
-    constexpr std::uint64_t k4K = 1ULL << 12, k2M = 1ULL << 21, k1G = 1ULL << 30;
-    constexpr std::uint64_t k16K = 1ULL << 14, k32M = 1ULL << 25;
-    constexpr std::uint64_t k64K = 1ULL << 16, k512M = 1ULL << 29, k4T = 1ULL << 42;
+    using namespace sizes;
     SmmuFeatures f;
     f.stage1 = idr0::S1P.get(r.idr[0]);
     f.stage2 = idr0::S2P.get(r.idr[0]);

@@ -57,6 +57,15 @@ inline constexpr Field GRAN64K{6, 6};
 inline constexpr Field VAX{11, 10}; // 1: 52-bit stage-1 input
 } // namespace idr5
 
+// Page and block sizes of the three VMSAv8-64 granules, which the driver
+// and io-pgtable-arm both spell out (SZ_4K | SZ_2M | SZ_1G, ...).
+namespace sizes {
+inline constexpr std::uint64_t k4K = 1ULL << 12, k2M = 1ULL << 21, k1G = 1ULL << 30;
+inline constexpr std::uint64_t k16K = 1ULL << 14, k32M = 1ULL << 25;
+inline constexpr std::uint64_t k64K = 1ULL << 16, k512M = 1ULL << 29;
+inline constexpr std::uint64_t k4T = 1ULL << 42; // 64K granule, level 1, with a 52-bit OAS
+} // namespace sizes
+
 enum class Httu : std::uint8_t { none = 0, access = 1, access_dirty = 2 };
 
 struct SmmuConfig {

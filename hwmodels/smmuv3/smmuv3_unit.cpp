@@ -12,9 +12,10 @@
 namespace ioasid::hw::smmuv3 {
 namespace {
 
-// Every leaf size any granule can have; the IOTLB probes each.
-constexpr std::uint64_t kIotlbSizes = (1ULL << 12) | (1ULL << 21) | (1ULL << 30) | (1ULL << 14) | (1ULL << 25) |
-                                      (1ULL << 16) | (1ULL << 29) | (1ULL << 42);
+// Every leaf size any granule can have: the IOTLB caches what the walk
+// found, whichever granule the domain uses.
+constexpr std::uint64_t kIotlbSizes = sizes::k4K | sizes::k2M | sizes::k1G | sizes::k16K | sizes::k32M |
+                                      sizes::k64K | sizes::k512M | sizes::k4T;
 
 // The PASID width the driver gives a device's CD table: the unit's
 // SSIDSIZE, and no more than a linear table holds without CD2L
@@ -38,6 +39,7 @@ int make_domain(Unit& unit, const DomainRequest& request, const TableConfig& t, 
     auto build = [&]<unsigned G>() -> int {
         Format<G> format;
         format.leaf_sizes = t.pgsize_bitmap;
+        format.non_coherent_walk = !t.coherent_walk;
         if constexpr (requires { format.hd; })
             format.hd = hd;
         const char* name = t.stage == Stage::s1 ? "smmuv3-stage1" : "smmuv3-stage2";
@@ -313,8 +315,13 @@ std::uint32_t SmmuUnit::fault_code(const Fault& fault, const Endpoint& endpoint,
     }
     case FaultReason::address_size:
         // Stage 1: an input above T0SZ's range lies in TTB1's, which EPD1
-        // disables: a translation fault. Stage 2: an IPA above the IAS.
-        return code(paging && paging->stage() == Stage::s2 ? EventId::f_addr_size : EventId::f_translation);
+        // disables: a translation fault. Stage 2: an IPA above the SMMU's
+        // IAS is an address size fault, but one within the IAS and above
+        // S2T0SZ's range (a 4K- or 16K-granule table is capped at 48 bits
+        // when the IAS is 52) is a translation fault.
+        if (paging && paging->stage() == Stage::s2 && (fault.iova >> features_.ias) != 0)
+            return code(EventId::f_addr_size);
+        return code(EventId::f_translation);
     case FaultReason::not_present:
     case FaultReason::permission:
         return fault_code(reason, access);

@@ -6,9 +6,7 @@
 namespace ioasid::hw::smmuv3 {
 namespace {
 
-constexpr std::uint64_t k4K = 1ULL << 12, k2M = 1ULL << 21, k1G = 1ULL << 30;
-constexpr std::uint64_t k16K = 1ULL << 14, k32M = 1ULL << 25;
-constexpr std::uint64_t k64K = 1ULL << 16, k512M = 1ULL << 29, k4T = 1ULL << 42;
+using namespace sizes;
 
 // A stage-2 start level is folded into the next when that takes at most
 // 16 concatenated tables (ARM_LPAE_S2_MAX_CONCAT_PAGES).
@@ -98,6 +96,7 @@ std::optional<TableConfig> plan_table(const SmmuFeatures& features, Stage stage,
 
     // arm_64_lpae_alloc_pgtable_s1()/_s2(): walk attributes follow the
     // coherency of the table walk.
+    t.coherent_walk = features.coherent;
     if (features.coherent) {
         t.sh = 3;
         t.irgn = t.orgn = 1;

@@ -27,6 +27,7 @@ struct TableConfig {
     unsigned levels = 0;             // 4 - start_level
     unsigned top_bits = 0;           // entries of the top table, log2 (pgd_bits)
     bool hd = false;                 // IO_PGTABLE_QUIRK_ARM_HD
+    bool coherent_walk = true;       // io_pgtable_cfg.coherent_walk
 
     // TCR (stage 1) or VTCR (stage 2) fields, in their encodings.
     unsigned tsz = 0;   // T0SZ / S2T0SZ: 64 - ias

@@ -20,6 +20,7 @@
 //               address bits 51:48
 //   bit 51      DBM: writable, the hardware tracks dirtiness through AP[2]
 //   bits 54:53  PXN/UXN (stage 1), XN (stage 2)
+//   bit 55      software: io-pgtable-arm's ARM_LPAE_PTE_SW_SYNC (tables)
 //   bits 62:61  APTable (stage-1 table descriptors)
 #pragma once
 
@@ -43,6 +44,9 @@ inline constexpr std::uint64_t kShInner = 3ULL << 8;
 inline constexpr std::uint64_t kAccessFlag = 1ULL << 10;
 inline constexpr std::uint64_t kNotGlobal = 1ULL << 11;
 inline constexpr std::uint64_t kDbm = 1ULL << 51;
+// Software-defined (ignored by the walk): io-pgtable-arm's "synced to
+// memory" mark on a table descriptor of a non-coherent walk.
+inline constexpr std::uint64_t kSwSync = 1ULL << 55;
 inline constexpr std::uint64_t kXn = 3ULL << 53;
 inline constexpr std::uint64_t kApTableNoEl0 = 1ULL << 61;
 inline constexpr std::uint64_t kApTableReadOnly = 1ULL << 62;
@@ -63,6 +67,9 @@ struct VmsaFormatBase {
     // Leaf sizes the domain's pgsize_bitmap allows; a block descriptor at
     // any other level is reserved and faults.
     std::uint64_t leaf_sizes = 0;
+    // The walk is not cache-coherent (IDR0.COHACC clear), so the driver
+    // cleans each new table descriptor to memory and marks it kSwSync.
+    bool non_coherent_walk = false;
 
     [[nodiscard]] static constexpr std::uint64_t size_at(unsigned level)
     {
@@ -105,10 +112,11 @@ struct VmsaFormatBase {
         return level == 0 ? vmsa::kValid | vmsa::kTableOrPage : vmsa::kValid;
     }
 
-    // arm_lpae_install_table(): address and type, nothing else.
+    // arm_lpae_install_table(): address and type, and the software sync
+    // mark when the walk is not coherent.
     [[nodiscard]] std::uint64_t make_table(std::uint64_t table_pa) const
     {
-        return address_bits(table_pa) | vmsa::kValid | vmsa::kTableOrPage;
+        return address_bits(table_pa) | vmsa::kValid | vmsa::kTableOrPage | (non_coherent_walk ? vmsa::kSwSync : 0);
     }
 
     [[nodiscard]] static std::string common_fields(std::uint64_t e)

@@ -127,7 +127,14 @@ int VirtioDomain::map(std::uint64_t iova, std::uint64_t pa, std::uint64_t length
         const std::uint64_t page = page_run(bitmap, iova, pa, length, &count);
         const std::uint64_t size = page * count;
         const std::uint64_t last = iova + (size - 1);
-        mappings_.emplace(iova, Mapping{last, pa, flags});
+        // The core never maps twice at one address; if it did, the device
+        // would refuse the overlap (S_INVAL), and the error path below must
+        // not erase the mapping that was there first.
+        if (!mappings_.try_emplace(iova, Mapping{last, pa, flags}).second) {
+            if (iova != start)
+                unmap(start, iova - start);
+            return -EINVAL;
+        }
         if (endpoints_) {
             if (int rc = send_map(iova, last, pa, flags)) {
                 mappings_.erase(iova);

@@ -76,12 +76,15 @@ void VirtioIommuDevice::detach_locked(std::uint32_t endpoint)
 Status VirtioIommuDevice::submit(ReqAttach& req)
 {
     std::lock_guard guard(lock_);
+    // The specification's MUSTs (INVAL for reserved bytes and unknown
+    // flags, NOENT for an unknown endpoint) come before RANGE, which only
+    // answers a driver that broke its own MUST NOT.
     if (!all_zero(req.reserved) || (req.flags & ~kAttachBypass))
         return finish(req, Status::inval);
-    if (!domain_in_range(req.domain))
-        return finish(req, Status::range);
     if (!endpoint_exists_(req.endpoint))
         return finish(req, Status::noent);
+    if (!domain_in_range(req.domain))
+        return finish(req, Status::range);
     const bool bypass = (req.flags & kAttachBypass) != 0;
     auto existing = domains_.find(req.domain);
     if (existing != domains_.end() && existing->second.bypass != bypass)
@@ -101,10 +104,12 @@ Status VirtioIommuDevice::submit(ReqAttach& req)
 Status VirtioIommuDevice::submit(ReqDetach& req)
 {
     std::lock_guard guard(lock_);
-    if (!domain_in_range(req.domain))
-        return finish(req, Status::range);
+    // The reserved bytes are ignored, as the specification requires, and
+    // an unknown endpoint is NOENT whatever the domain.
     if (!endpoint_exists_(req.endpoint))
         return finish(req, Status::noent);
+    if (!domain_in_range(req.domain))
+        return finish(req, Status::range);
     auto it = attached_.find(req.endpoint);
     if (it == attached_.end() || it->second != req.domain)
         return finish(req, Status::inval);

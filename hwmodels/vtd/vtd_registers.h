@@ -15,24 +15,9 @@
 #include <optional>
 #include <string>
 
+#include "hwmodels/common/register_field.h"
+
 namespace ioasid::hw::vtd {
-
-// One field of a 64-bit register: `width` bits starting at bit `lo`.
-struct RegField {
-    unsigned lo;
-    unsigned width;
-
-    [[nodiscard]] constexpr std::uint64_t mask() const
-    {
-        return (width == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << width) - 1) << lo;
-    }
-    [[nodiscard]] constexpr std::uint64_t get(std::uint64_t reg) const { return (reg & mask()) >> lo; }
-    // `reg` with this field replaced by `value` (truncated to the field).
-    [[nodiscard]] constexpr std::uint64_t with(std::uint64_t reg, std::uint64_t value) const
-    {
-        return (reg & ~mask()) | ((value << lo) & mask());
-    }
-};
 
 // Capability Register fields (bits not listed are reserved and read 0).
 namespace cap {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -101,7 +102,7 @@ public:
     std::string where(std::string_view) const override { return "fuzz"; }
 };
 
-constexpr const char* kDevices[] = {"m0", "m1", "v0", "v1", "v2"};
+constexpr const char* kDevices[] = {"m0", "m1", "v0", "v1", "v2", "s0", "a0", "t0", "q0"};
 
 struct Harness {
     core::CoreServices services;
@@ -112,18 +113,37 @@ struct Harness {
         caller->add_region(kStruct, 0x1000);
         caller->add_region(kArray, 0x10000);
         caller->add_region(kUser, 0x20000);
-        // A mock unit and a VT-d unit; v1 and v2 share an IOMMU group, m1
-        // and v2 take PASIDs, v2 only PASIDs.
+        // A unit of each family, named after it; v1 and v2 share an IOMMU
+        // group, m1, v2, s0 and a0 take PASIDs, v2 only PASIDs.
         NoParams params;
-        for (const char* family : {"mock", "vtd"})
-            services.hardware.add_unit(hw::find_family(family)->create(family, params, services.phys));
+        for (const hw::Family& family : hw::families()) {
+            const std::string name(family.name);
+            services.hardware.add_unit(family.create(name, params, services.phys));
+        }
         services.hardware.add_device("mock", {"m0", 1, 0, true}, "m0", false, "vfio0");
         services.hardware.add_device("mock", {"m1", 2, 8, true}, "m1", false, "vfio1");
         services.hardware.add_device("vtd", {"v0", 8, 0, true}, "v0", false, "vfio2");
         services.hardware.add_device("vtd", {"v1", 16, 4, false}, "g", false, "vfio3");
         services.hardware.add_device("vtd", {"v2", 17, 4, true}, "g", true, "vfio4");
+        services.hardware.add_device("smmuv3", {"s0", 3, 8, true}, "s0", false, "vfio5");
+        services.hardware.add_device("amd", {"a0", 4, 8, true}, "a0", false, "vfio6");
+        services.hardware.add_device("ppc_tce", {"t0", 5, 0, true}, "t0", false, "vfio7");
+        services.hardware.add_device("virtio", {"q0", 6, 0, true}, "q0", false, "vfio8");
     }
 };
+
+[[noreturn]] void die_leaking(const char* what, std::uint64_t count)
+{
+    std::fprintf(stderr, "dispatch-fuzz: after closing the context: %s (%llu)\n", what,
+                 static_cast<unsigned long long>(count));
+    std::abort();
+}
+
+void leak(const char* what, std::uint64_t count)
+{
+    if (count)
+        die_leaking(what, count);
+}
 
 template <typename T>
 void call(core::Context& ctx, memory::BufferCaller& caller, const std::shared_ptr<memory::Caller>& who,
@@ -282,12 +302,12 @@ void run(Input& in)
     }
     // Closing the context must give back everything it pinned, every
     // table page and every device.
-    bool bound = false;
     for (const auto& device : h.services.hardware.devices())
-        bound |= h.services.hardware.owner_of(*device) != nullptr;
-    if (bound || h.services.phys.reserved_pages() != 0 || h.services.accounting.user_pages(h.caller->uid()) != 0 ||
-        h.services.accounting.process_pages(h.caller->process_key()) != 0)
-        std::abort();
+        if (h.services.hardware.owner_of(*device) != nullptr)
+            leak("device still bound", 1);
+    leak("physical pages still reserved", h.services.phys.reserved_pages());
+    leak("pages still charged to the user", h.services.accounting.user_pages(h.caller->uid()));
+    leak("pages still charged to the process", h.services.accounting.process_pages(h.caller->process_key()));
 }
 
 } // namespace

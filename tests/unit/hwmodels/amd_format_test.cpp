@@ -352,6 +352,26 @@ TEST_CASE("amd v1: dirty bits on a replicated page", "[amd][v1][dirty]")
     CHECK((r.raw(table(2), 0x40) & D) == 0);
 }
 
+TEST_CASE("amd v1: a dirty scan starting inside a hole still reaches the next page", "[amd][v1][dirty]")
+{
+    // fetch_pte() reports the 2 MiB hole at level 1 for IOVA 0x1000. The
+    // 6.12 loop adds that size to the unaligned IOVA (0x201000) and would
+    // step over the page at 2 MiB; the model resumes at the hole's end.
+    Rig r(DomainRequest{.dirty_tracking = true});
+    REQUIRE(r.domain->set_dirty_tracking(true) == 0);
+    REQUIRE(r.domain->map_page(k2M, 0x5000, k4K, kRW) == 0);
+    r.domain->note_use(k2M, Access::write);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
+    r.domain->read_and_clear_dirty(0x1000, 2 * k2M, true,
+                                   [&](std::uint64_t iova, std::uint64_t size) { seen.emplace_back(iova, size); });
+    CHECK(seen == std::vector<std::pair<std::uint64_t, std::uint64_t>>{{k2M, k4K}});
+    // 0x5000 | PR | FC | IR | IW, A kept and D cleared.
+    CHECK(r.raw(table(2), 0) == 0x7000000000005021ULL);
+    // unmap() walks the same way.
+    r.domain->unmap(0x1000, 2 * k2M);
+    CHECK_FALSE(r.domain->lookup(k2M).present);
+}
+
 TEST_CASE("amd v1: a table deeper than the hardware walks translates nothing", "[amd][v1]")
 {
     // EFR.HATS says four levels; 6.12 grows the table to five anyway.

@@ -301,3 +301,24 @@ TEST_CASE("dirty state: DBM with AP[2] as io-pgtable-arm and the hardware keep i
     no_hd.hd = false;
     CHECK(no_hd.prot(0x0008000800001fc7) == kRO);
 }
+
+TEST_CASE("a non-coherent walk: table descriptors carry the software sync bit 55, leaves do not")
+{
+    // arm_lpae_install_table() without cfg->coherent_walk rewrites the
+    // descriptor it has cleaned to memory as new | ARM_LPAE_PTE_SW_SYNC.
+    Tables m;
+    auto f = with_sizes<Stage1Format<12>>(k4K | k2M | k1G);
+    f.non_coherent_walk = true;
+    RadixTable<Stage1Format<12>> t(m.memory, f, 4);
+    REQUIRE(t.init() == 0);
+    REQUIRE(t.map(0x1000, 0x800001000, k4K, kRW, k1G) == 0);
+    CHECK(m.raw(kBase, 0) == 0x0080000100001003);
+    CHECK(m.raw(kBase + 0x3000, 1) == 0x0000000800001f47);
+    CHECK(t.walk(0x1000).page_pa == 0x800001000); // the walk ignores it
+
+    auto plan = hw::smmuv3::plan_table(features(48, false), Stage::s1, 48, false);
+    REQUIRE(plan);
+    CHECK_FALSE(plan->coherent_walk);
+    CHECK(plan->sh == 2); // outer shareable, non-cacheable walks
+    CHECK(plan->irgn == 0);
+}

@@ -342,6 +342,20 @@ TEST_CASE("a read-nor-write mapping is refused, as arm_lpae_map_pages() does")
     CHECK(d->map(0x1000, 0x800001000, k4K, Prot{false, false}, k4K) == -EINVAL);
 }
 
+TEST_CASE("arm_lpae_map_pages(): an IOVA beyond the input size or a PA beyond the output size is -ERANGE")
+{
+    SmmuConfig c;
+    c.oas = 36; // IAS 36 as well: a stage-1 table outputs at most 2^36
+    c.va_bits = 39;
+    Rig rig(c);
+    auto d = rig.domain();
+    CHECK(d->map(0x1000, 0xffffff000, k4K, kRW, k4K) == 0);             // the last page below 2^36
+    CHECK(d->map(0x2000, 0x1000000000, k4K, kRW, k4K) == -ERANGE);      // 2^36
+    CHECK(d->map(0x3000, 0xffffff000, 2 * k4K, kRW, k4K) == -ERANGE);   // its second page at 2^36
+    CHECK(d->map(1ULL << 39, 0x1000, k4K, kRW, k4K) == -ERANGE);         // T0SZ = 25
+    CHECK(d->map(0x4000, 0x1000000000, k4K, Prot{false, false}, k4K) == -ERANGE); // before -EINVAL
+}
+
 // ------------------------------------------------------------ STEs and CDs
 
 TEST_CASE("stage-1 attach: a two-level stream table, a CD-table STE and CD 0, raw")
@@ -526,6 +540,20 @@ TEST_CASE("faults carry the event ID the SMMU would record")
           0x11);
     REQUIRE(rig.attach(rig.pasid8, std::nullopt, s2.get()) == 0);
     CHECK(fault_code(rig.unit, rig.pasid8, 3, 0x1000, Access::read, FaultReason::blocked) == 0x08);
+
+    // A 52-bit IAS with a 4K-granule stage-2 table of 48 bits: an IPA
+    // between the two is outside S2T0SZ's range, a translation fault; at
+    // 2^52 and up it is beyond the IAS, an address size fault.
+    SmmuConfig wide;
+    wide.oas = 52;
+    Rig w(wide);
+    auto ws2 = w.domain({.nest_parent = true});
+    REQUIRE(ws2->geometry().aperture.last == (1ULL << 48) - 1);
+    REQUIRE(w.attach(w.nopasid, std::nullopt, ws2.get()) == 0);
+    CHECK(fault_code(w.unit, w.nopasid, std::nullopt, 1ULL << 48, Access::read, FaultReason::address_size) ==
+          0x10);
+    CHECK(fault_code(w.unit, w.nopasid, std::nullopt, 1ULL << 52, Access::read, FaultReason::address_size) ==
+          0x11);
 }
 
 TEST_CASE("dirty tracking through DMA: a write clears AP[2], read_and_clear sets it back")

@@ -186,6 +186,7 @@ TEST_CASE("virtio-iommu device: ATTACH and DETACH statuses", "[virtio]")
     CHECK(r.attach(1, 9) == Status::noent);  // no such endpoint
     CHECK(r.attach(9, 1) == Status::range);  // outside domain_range
     CHECK(r.attach(0, 1) == Status::range);
+    CHECK(r.attach(9, 9) == Status::noent); // NOENT is a MUST; RANGE only a driver's error
     CHECK(r.attach(1, 1, 2) == Status::inval); // unknown flag
     auto reserved = attach_req(1, 1);
     reserved.reserved[2] = 1;
@@ -219,6 +220,13 @@ TEST_CASE("virtio-iommu device: ATTACH and DETACH statuses", "[virtio]")
         CHECK(r.detach(2, 1) == Status::inval); // attached to 1, not 2
         CHECK(r.detach(1, 3) == Status::inval); // not attached at all
         CHECK(r.detach(12, 1) == Status::range);
+        CHECK(r.detach(12, 7) == Status::noent);
+        // DETACH's reserved bytes are ignored (a MUST of the specification).
+        auto with_reserved = detach_req(1, 1);
+        with_reserved.reserved[3] = 0x5a;
+        CHECK(r.dev.submit(with_reserved) == Status::ok);
+        CHECK(r.dev.lookup_endpoint(1, 0x1000).kind == Kind::no_domain);
+        CHECK(r.attach(1, 1) == Status::ok);
         CHECK(r.detach(1, 1) == Status::ok);
         CHECK(r.dev.lookup_endpoint(1, 0x1000).kind == Kind::no_domain);
         CHECK(r.dev.domain_exists(1));
@@ -458,6 +466,9 @@ TEST_CASE("virtio unit: MAP and UNMAP requests, replay on attach, DMA and faults
     // Before any endpoint: the driver's tree only, no request.
     REQUIRE(d.map(0x1000, 0x300001000, 0x3000, {true, false}, UINT64_MAX) == 0);
     CHECK(!unit.device().domain_exists(id));
+    // A second map at an address already in the tree is refused and the
+    // first one stays (the DMA below still reaches 0x300001000).
+    CHECK(d.map(0x1000, 0x390000000, 0x1000, {true, true}, UINT64_MAX) == -EINVAL);
 
     unit.attach(e, hw::kNoPasid, &d);
     CHECK(d.endpoints() == 1);
