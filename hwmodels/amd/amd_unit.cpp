@@ -33,7 +33,7 @@ bool is_v2(const Domain* domain)
 
 AmdUnit::AmdUnit(std::string name, const AmdConfig& config, memory::PhysSpace& phys)
     : Unit(std::move(name), "amd", pasid_supported(build_registers(config)) ? config.pasid_bits : 0, kIotlbSizes),
-      config_(config), regs_(build_registers(config)), tables_(phys)
+      config_(config), regs_(build_registers(config)), tables_(phys), structures_(phys)
 {
 }
 
@@ -216,7 +216,7 @@ void AmdUnit::program_attachment(Endpoint& endpoint, std::optional<std::uint32_t
     free_gcr3(device);
     device.rid = domain;
     if (is_v2(domain)) {
-        if (auto root = tables_.alloc()) {
+        if (auto root = structures_.alloc()) {
             device.gcr3 = *root;
             device.glx = gcr3_levels(endpoint);
             if (std::uint64_t* slot = gcr3_slot(device, 0, true))
@@ -230,29 +230,29 @@ std::uint64_t* AmdUnit::gcr3_slot(const DeviceState& device, std::uint32_t pasid
     // __get_gcr3_pte(): 9 PASID bits per level, the top level first.
     std::uint64_t table = device.gcr3;
     for (unsigned level = device.glx; level > 0; --level) {
-        std::uint64_t& entry = tables_.entries(table)[(pasid >> (9 * level)) & 0x1ff];
+        std::uint64_t& entry = structures_.entries(table)[(pasid >> (9 * level)) & 0x1ff];
         if (!(entry & dte::kGcr3Valid)) {
             if (!alloc)
                 return nullptr;
-            auto next = tables_.alloc();
+            auto next = structures_.alloc();
             if (!next)
                 return nullptr;
             entry = *next | dte::kGcr3Valid;
         }
         table = entry & dte::kRootMask;
     }
-    return tables_.entries(table) + (pasid & 0x1ff);
+    return structures_.entries(table) + (pasid & 0x1ff);
 }
 
 void AmdUnit::free_gcr3_level(std::uint64_t table, unsigned level)
 {
     if (level > 0) {
-        const std::uint64_t* entries = tables_.entries(table);
+        const std::uint64_t* entries = structures_.entries(table);
         for (unsigned i = 0; i < 512; ++i)
             if (entries[i] & dte::kGcr3Valid)
                 free_gcr3_level(entries[i] & dte::kRootMask, level - 1);
     }
-    tables_.free(table);
+    structures_.free(table);
 }
 
 void AmdUnit::free_gcr3(DeviceState& device)
@@ -312,12 +312,12 @@ std::uint64_t AmdUnit::gcr3_entry(std::uint32_t device_id, std::uint32_t pasid) 
         return 0;
     std::uint64_t table = it->second.gcr3;
     for (unsigned level = it->second.glx; level > 0; --level) {
-        const std::uint64_t entry = tables_.entries(table)[(pasid >> (9 * level)) & 0x1ff];
+        const std::uint64_t entry = structures_.entries(table)[(pasid >> (9 * level)) & 0x1ff];
         if (!(entry & dte::kGcr3Valid))
             return 0;
         table = entry & dte::kRootMask;
     }
-    return tables_.entries(table)[pasid & 0x1ff];
+    return structures_.entries(table)[pasid & 0x1ff];
 }
 
 std::unique_ptr<Unit> create_amd_unit(const std::string& name, UnitParams& params, memory::PhysSpace& phys)

@@ -52,6 +52,7 @@ public:
 
     // The GET_HW_INFO answer of 6.18's amd_iommufd_hw_info(): EFR and EFR2.
     HwInfo hw_info(const Endpoint& endpoint) const override;
+    std::uint64_t page_table_pages() const override { return tables_.pages_in_use(); }
     // An iommufd paging domain: v1 on 6.12 (amd_iommu_domain_alloc_user()
     // makes every user domain IOMMU_DOMAIN_UNMANAGED).
     int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
@@ -98,7 +99,8 @@ private:
     AmdConfig config_;
     AmdRegisters regs_;
     // Table memory is declared before the device state that points into it.
-    TableMemory tables_;
+    TableMemory tables_;     // the domains' page tables
+    TableMemory structures_; // the devices' GCR3 tables
     // The device table and GCR3 tables are written under the unit's
     // attachment lock; dte() reads them from anywhere, so they have their
     // own lock too.

@@ -194,6 +194,11 @@ void Unit::invalidate_domain(const Domain& domain)
     iotlb_.invalidate_domain(domain.tag());
 }
 
+std::uint64_t Unit::page_table_pages() const
+{
+    return 0;
+}
+
 IotlbStats Unit::iotlb_stats() const
 {
     std::lock_guard guard(lock_);

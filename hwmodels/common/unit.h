@@ -108,6 +108,11 @@ public:
     void invalidate_domain(const Domain& domain);
     [[nodiscard]] IotlbStats iotlb_stats() const;
 
+    // Pages of the page tables the unit's domains hold now, not of the
+    // unit's own structures (stream, context-descriptor, device or GCR3
+    // tables): none once every domain is gone. What leak checks ask.
+    [[nodiscard]] virtual std::uint64_t page_table_pages() const;
+
 protected:
     // Called by attach(), under the unit's lock, once the attachment has
     // changed: a family writes the structures its driver would program for

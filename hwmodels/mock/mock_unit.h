@@ -30,6 +30,7 @@ public:
     MockUnit(std::string name, MockConfig config, memory::PhysSpace& phys);
 
     HwInfo hw_info(const Endpoint& endpoint) const override;
+    std::uint64_t page_table_pages() const override { return tables_.pages_in_use(); }
     int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                      std::unique_ptr<Domain>* out) override;
 

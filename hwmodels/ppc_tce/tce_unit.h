@@ -58,6 +58,7 @@ public:
     [[nodiscard]] const TceConfig& config() const { return config_; }
 
     HwInfo hw_info(const Endpoint& endpoint) const override;
+    std::uint64_t page_table_pages() const override { return tables_.pages_in_use(); }
     int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                      std::unique_ptr<Domain>* out) override;
     // Below the 32-bit window and between the windows.

@@ -65,7 +65,7 @@ int make_domain(Unit& unit, const DomainRequest& request, const TableConfig& t, 
 SmmuUnit::SmmuUnit(std::string name, const SmmuConfig& config, memory::PhysSpace& phys)
     : Unit(std::move(name), "smmuv3", unit_ssid_bits(probe(build_registers(config))), kIotlbSizes),
       config_(config), regs_(build_registers(config)), features_(probe(regs_)), tables_(phys),
-      asids_(features_.asid_bits), vmids_(features_.vmid_bits), streams_(tables_, features_)
+      structures_(phys), asids_(features_.asid_bits), vmids_(features_.vmid_bits), streams_(structures_, features_)
 {
     // arm_smmu_init_strtab() failing fails the probe: no unit at all.
     if (streams_.init() != 0)
@@ -185,7 +185,7 @@ CdTable* SmmuUnit::cd_table_for(Endpoint& endpoint, Stream& stream)
     // arm_smmu_alloc_cd_tables(), on the first stage-1 attachment; the
     // table then stays with the device.
     if (!stream.cds) {
-        auto table = std::make_unique<CdTable>(tables_, pasid_bits(endpoint), features_.two_level_cd_table);
+        auto table = std::make_unique<CdTable>(structures_, pasid_bits(endpoint), features_.two_level_cd_table);
         if (table->init() != 0)
             return nullptr;
         stream.cds = std::move(table);

@@ -51,6 +51,7 @@ public:
     [[nodiscard]] const SmmuFeatures& features() const { return features_; }
 
     HwInfo hw_info(const Endpoint& endpoint) const override;
+    std::uint64_t page_table_pages() const override { return tables_.pages_in_use(); }
     // As arm_smmu_domain_alloc_paging_flags() sorts the flags: stage 1
     // unless nest_parent asks for stage 2.
     int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
@@ -70,7 +71,6 @@ public:
     [[nodiscard]] std::optional<Ste> ste(std::uint32_t sid) const;
     // CD `ssid` of the stream's CD table; nullopt without a table or leaf.
     [[nodiscard]] std::optional<Cd> cd(std::uint32_t sid, std::uint32_t ssid) const;
-    [[nodiscard]] std::uint64_t table_pages_in_use() const { return tables_.pages_in_use(); }
 
 protected:
     void program_attachment(Endpoint& endpoint, std::optional<std::uint32_t> pasid, Domain* domain) override;
@@ -95,7 +95,8 @@ private:
     SmmuConfig config_;
     SmmuRegisters regs_;
     SmmuFeatures features_;
-    TableMemory tables_;
+    TableMemory tables_;     // the domains' page tables
+    TableMemory structures_; // the stream table and the CD tables
     IdAllocator asids_;
     IdAllocator vmids_;
     // Attachments of devices of different contexts are programmed at the

@@ -48,6 +48,7 @@ public:
     [[nodiscard]] unsigned address_width() const { return width_; }
 
     HwInfo hw_info(const Endpoint& endpoint) const override;
+    std::uint64_t page_table_pages() const override { return tables_.pages_in_use(); }
     // An iommufd paging domain: always second stage on 6.12.
     int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                      std::unique_ptr<Domain>* out) override;
