@@ -350,28 +350,30 @@ TEST_CASE("DTE and GCR3 table of a v2 attachment and of PASIDs", "[amd][dte]")
     auto v2 = r.v2();     // root table(0)
     REQUIRE(v2->root_pa() == table(0));
     r.unit.attach(r.dev, std::nullopt, v2.get());
-    // init_gcr3_table(): the GCR3 root is table(1), two levels (GLX 1) for
-    // 0xffff PASIDs, the level-0 table for PASIDs 0..511 is table(2).
+    // init_gcr3_table(): GCR3 tables come from the unit's own pool, whose
+    // block follows the page tables': the GCR3 root is 0x100200000, two
+    // levels (GLX 1) for 0xffff PASIDs, the level-0 table for PASIDs
+    // 0..511 at 0x100201000.
     // qword 0: V, TV, IR, IW = 0x6000000000000003; GIOV (54), GV (55),
-    // GLX 1 (56), GCR3[14:12] = 1 at 60:58 = 0x0400000000000000; Mode 0.
-    // qword 1: GCR3[30:15] = 0 at 31:16, GCR3[51:31] = 2 at 63:43
-    // (0x100000000000), DomainID 1.
-    CHECK(r.unit.dte(0x18) == Q{0x65c0000000000003ULL, 0x0000100000000001ULL, 0, 0});
+    // GLX 1 (56); GCR3[14:12] = 0 at 60:58; Mode 0.
+    // qword 1: GCR3[30:15] = 0x40 at 31:16 (0x400000), GCR3[51:31] = 2 at
+    // 63:43 (0x100000000000), DomainID 1.
+    CHECK(r.unit.dte(0x18) == Q{0x61c0000000000003ULL, 0x0000100000400001ULL, 0, 0});
     // GCR3[0] = the v2 root | valid.
     CHECK(r.unit.gcr3_entry(0x18, 0) == 0x100000001ULL);
 
-    auto other = r.v2(); // root table(3)
-    REQUIRE(other->root_pa() == table(3));
+    auto other = r.v2(); // root table(1)
+    REQUIRE(other->root_pa() == table(1));
     r.unit.attach(r.dev, 5, other.get());
-    CHECK(r.unit.gcr3_entry(0x18, 5) == 0x100003001ULL);
+    CHECK(r.unit.gcr3_entry(0x18, 5) == 0x100001001ULL);
     // PASID 0x300 is in the second level-0 table, allocated now.
     r.unit.attach(r.dev, 0x300, other.get());
-    CHECK(r.unit.gcr3_entry(0x18, 0x300) == 0x100003001ULL);
-    CHECK(r.unit.dte(0x18)[0] == 0x65c0000000000003ULL);
+    CHECK(r.unit.gcr3_entry(0x18, 0x300) == 0x100001001ULL);
+    CHECK(r.unit.dte(0x18)[0] == 0x61c0000000000003ULL);
     // amd_iommu_clear_gcr3().
     r.unit.attach(r.dev, 5, nullptr);
     CHECK(r.unit.gcr3_entry(0x18, 5) == 0);
-    CHECK(r.unit.gcr3_entry(0x18, 0x300) == 0x100003001ULL);
+    CHECK(r.unit.gcr3_entry(0x18, 0x300) == 0x100001001ULL);
     r.unit.attach(r.dev, 0x300, nullptr);
 
     // A device with 8-bit PASIDs gets one level (GLX 0).

@@ -368,8 +368,10 @@ TEST_CASE("stage-1 attach: a two-level stream table, a CD-table STE and CD 0, ra
     CHECK(streams.base_cfg() == 0x10210);
     CHECK_FALSE(rig.unit.ste(0x10).has_value()); // no L2 table until a device needs one
 
-    auto d = rig.domain(); // its root: 0x100001000
-    REQUIRE(d->root_pa() == 0x100001000);
+    // The stream table's pool took the first 2 MiB block at construction;
+    // the domain's root opens the page tables' block after it.
+    auto d = rig.domain();
+    REQUIRE(d->root_pa() == 0x100200000);
     REQUIRE(rig.attach(rig.dev, std::nullopt, d.get()) == 0);
     // Allocated in turn: the CD L1 table (1024 x 8 bytes) at 0x100002000,
     // the CD leaf for SSIDs 0-1023 (64 KiB) at 0x100010000, the STE L2
@@ -388,7 +390,7 @@ TEST_CASE("stage-1 attach: a two-level stream table, a CD-table STE and CD 0, ra
     // EPD1 (30) | V (31) | IPS 5 (34:32) | AA64 (41) | R (45) | A (46) |
     // ASET (47) | ASID 1 (63:48).
     CHECK(cd0[0] == 0x0001e205c0003510);
-    CHECK(cd0[1] == 0x0000000100001000); // TTB0
+    CHECK(cd0[1] == 0x0000000100200000); // TTB0
     CHECK(cd0[2] == 0);
     CHECK(cd0[3] == 0x00000000f404ff44); // MAIR: 0x44, 0xff, 0x04, 0xf4
 
@@ -410,7 +412,7 @@ TEST_CASE("a dirty-tracking domain's CD has HA and HD")
 TEST_CASE("stage-2 attach: the STE carries VTCR, VMID and S2TTB")
 {
     Rig rig;
-    auto d = rig.domain({.nest_parent = true}); // root 0x100001000, VMID 1
+    auto d = rig.domain({.nest_parent = true}); // root 0x100200000 (as above), VMID 1
     REQUIRE(rig.attach(rig.nopasid, std::nullopt, d.get()) == 0);
     const auto ste = rig.ste(rig.nopasid);
     CHECK(ste[0] == 0x000000000000000d); // V | Config 0b110
@@ -419,7 +421,7 @@ TEST_CASE("stage-2 attach: the STE carries VTCR, VMID and S2TTB")
     // | S2OR0 1 (11:10) | S2SH0 3 (13:12) | S2TG 0 | S2PS 5 (18:16) =
     // 0x53590 | S2AA64 (51) | S2PTW (54) | S2R (58).
     CHECK(ste[2] == 0x044d359000000001);
-    CHECK(ste[3] == 0x0000000100001000);
+    CHECK(ste[3] == 0x0000000100200000);
 }
 
 TEST_CASE("PASID attach: CD[ssid] and an STE that terminates the blocked RID")
