@@ -60,27 +60,6 @@ struct AmdFixture : AmdServices {
     }
 };
 
-struct Info {
-    int rc;
-    iommu_hw_info out;
-    std::vector<std::byte> data;
-};
-
-Info hw_info(Client& c, std::uint32_t dev, std::uint32_t data_len)
-{
-    fill_byte(c, kArrayAddr, 64, std::byte{0xaa});
-    iommu_hw_info cmd{};
-    cmd.size = sizeof(cmd);
-    cmd.dev_id = dev;
-    cmd.data_len = data_len;
-    cmd.data_uptr = kArrayAddr;
-    Info r{};
-    r.rc = c.ioctl(IOMMU_GET_HW_INFO, cmd);
-    r.out = cmd;
-    r.data = bytes_at(c, kArrayAddr, 64);
-    return r;
-}
-
 std::vector<std::byte> le64(std::uint64_t v)
 {
     std::vector<std::byte> out(8);
@@ -95,7 +74,7 @@ TEST_CASE("amd: GET_HW_INFO is type 4 with EFR and EFR2", "[amd][hw_info]")
 {
     AmdFixture f;
     Client& c = f.client;
-    Info r = hw_info(c, bind_ok(c, "a0"), 64);
+    HwInfoAnswer r = get_hw_info(c, bind_ok(c, "a0"), 64);
     REQUIRE(r.rc == 0);
     CHECK(r.out.out_data_type == 4); // IOMMU_HW_INFO_TYPE_AMD
     CHECK(r.out.data_len == 16);
@@ -105,18 +84,19 @@ TEST_CASE("amd: GET_HW_INFO is type 4 with EFR and EFR2", "[amd][hw_info]")
     const auto efr2 = le64(0);
     expect.insert(expect.end(), efr2.begin(), efr2.end());
     expect.resize(64, std::byte{0});
-    CHECK(r.data == expect);
+    CHECK(std::vector(r.data.begin(), r.data.begin() + 64) == expect);
+    CHECK(r.data[64] == kHwInfoFill); // nothing past data_len
     CHECK(r.out.out_capabilities == IOMMU_HW_CAP_DIRTY_TRACKING);
     CHECK(r.out.out_max_pasid_log2 == 15);
 
-    CHECK(hw_info(c, bind_ok(c, "a8"), 16).out.out_max_pasid_log2 == 8);
-    Info p = hw_info(c, bind_ok(c, "p0"), 8);
+    CHECK(get_hw_info(c, bind_ok(c, "a8"), 16).out.out_max_pasid_log2 == 8);
+    HwInfoAnswer p = get_hw_info(c, bind_ok(c, "p0"), 8);
     REQUIRE(p.rc == 0);
     CHECK(p.out.data_len == 16);
     // amdplain's EFR: PrefSup (0), XTSup (2), IASup (6), HESup (8), PCSup
     // (9) and HATS 2 (bit 11) = 0xb45; only the 8 bytes asked for are written.
     CHECK(std::vector(p.data.begin(), p.data.begin() + 8) == le64(0xb45));
-    CHECK(p.data[8] == std::byte{0xaa});
+    CHECK(p.data[8] == kHwInfoFill);
     CHECK(p.out.out_capabilities == 0);
     CHECK(p.out.out_max_pasid_log2 == 0);
 }

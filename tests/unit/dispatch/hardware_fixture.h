@@ -298,6 +298,33 @@ inline int set_dirty_tracking(Client& c, std::uint32_t hwpt_id, bool enable, std
     return c.ioctl(IOMMU_HWPT_SET_DIRTY_TRACKING, cmd);
 }
 
+// IOMMU_GET_HW_INFO into a buffer at `data_uptr` (by default kArrayAddr,
+// first filled with kHwInfoFill); `data` is what kArrayAddr's first 256
+// bytes hold afterwards.
+inline constexpr std::byte kHwInfoFill{0xaa};
+struct HwInfoAnswer {
+    int rc;
+    iommu_hw_info out;
+    std::vector<std::byte> data;
+};
+inline HwInfoAnswer get_hw_info(Client& c, std::uint32_t dev, std::uint32_t data_len, std::uint32_t flags = 0,
+                                std::uint32_t in_type = 0, std::uint64_t data_uptr = kArrayAddr)
+{
+    fill_byte(c, kArrayAddr, 256, kHwInfoFill);
+    iommu_hw_info cmd{};
+    cmd.size = sizeof(cmd);
+    cmd.flags = flags;
+    cmd.dev_id = dev;
+    cmd.data_len = data_len;
+    cmd.data_uptr = data_uptr;
+    cmd.in_data_type = in_type;
+    HwInfoAnswer r{};
+    r.rc = c.ioctl(IOMMU_GET_HW_INFO, cmd);
+    r.out = cmd;
+    r.data = bytes_at(c, kArrayAddr, 256);
+    return r;
+}
+
 inline iommu_hwpt_get_dirty_bitmap dirty_cmd(std::uint32_t hwpt_id, std::uint64_t iova, std::uint64_t length,
                                              std::uint64_t page_size, std::uint64_t data,
                                              std::uint32_t flags = 0)

@@ -563,32 +563,6 @@ TEST_CASE("DESTROY while a HWPT uses the IOAS or a device uses the HWPT -> EBUSY
 
 namespace {
 
-struct HwInfo {
-    int rc;
-    iommu_hw_info out;
-    std::vector<std::byte> data; // what the buffer holds afterwards
-};
-
-constexpr std::byte kFill{0xaa};
-
-HwInfo hw_info(Client& c, std::uint32_t dev, std::uint32_t data_len, std::uint32_t flags = 0,
-               std::uint32_t in_type = 0, std::uint64_t data_uptr = kArrayAddr)
-{
-    fill_byte(c, kArrayAddr, 256, kFill);
-    iommu_hw_info cmd{};
-    cmd.size = sizeof(cmd);
-    cmd.flags = flags;
-    cmd.dev_id = dev;
-    cmd.data_len = data_len;
-    cmd.data_uptr = data_uptr;
-    cmd.in_data_type = in_type;
-    HwInfo r{};
-    r.rc = c.ioctl(IOMMU_GET_HW_INFO, cmd);
-    r.out = cmd;
-    r.data = bytes_at(c, kArrayAddr, 256);
-    return r;
-}
-
 std::vector<std::byte> as_bytes_of(const void* p, std::size_t n)
 {
     std::vector<std::byte> out(n);
@@ -606,32 +580,32 @@ TEST_CASE("GET_HW_INFO: the mock's and VT-d's data and capabilities", "[hw_info]
     SECTION("mock: type 0xfeedbeef, {flags 0, test_reg 0xdeadbeef}")
     {
         const std::uint32_t m0 = bind_ok(c, "m0");
-        HwInfo r = hw_info(c, m0, 8);
+        HwInfoAnswer r = get_hw_info(c, m0, 8);
         REQUIRE(r.rc == 0);
         CHECK(r.out.out_data_type == 0xfeedbeef);
         CHECK(r.out.data_len == 8);
         const std::uint32_t words[2] = {0, 0xdeadbeef};
         CHECK(std::vector(r.data.begin(), r.data.begin() + 8) == as_bytes_of(words, 8));
-        CHECK(r.data[8] == kFill);
+        CHECK(r.data[8] == kHwInfoFill);
         CHECK(r.out.out_capabilities == IOMMU_HW_CAP_DIRTY_TRACKING);
         CHECK(r.out.out_max_pasid_log2 == 20);
         CHECK(r.out.flags == 0);
     }
     SECTION("mock devices without dirty tracking or PASIDs")
     {
-        HwInfo r = hw_info(c, bind_ok(c, "mnd"), 8);
+        HwInfoAnswer r = get_hw_info(c, bind_ok(c, "mnd"), 8);
         CHECK(r.out.out_capabilities == 0);
         CHECK(r.out.out_max_pasid_log2 == 20);
-        r = hw_info(c, bind_ok(c, "mnp"), 8);
+        r = get_hw_info(c, bind_ok(c, "mnp"), 8);
         CHECK(r.out.out_capabilities == IOMMU_HW_CAP_DIRTY_TRACKING);
         CHECK(r.out.out_max_pasid_log2 == 0);
-        r = hw_info(c, bind_ok(c, "n0"), 8);
+        r = get_hw_info(c, bind_ok(c, "n0"), 8);
         CHECK(r.out.out_capabilities == 0);
     }
     SECTION("VT-d: iommu_hw_info_vtd with the unit's registers")
     {
         const std::uint32_t v0 = bind_ok(c, "v0");
-        HwInfo r = hw_info(c, v0, sizeof(iommu_hw_info_vtd));
+        HwInfoAnswer r = get_hw_info(c, v0, sizeof(iommu_hw_info_vtd));
         REQUIRE(r.rc == 0);
         CHECK(r.out.out_data_type == IOMMU_HW_INFO_TYPE_INTEL_VTD);
         CHECK(r.out.data_len == sizeof(iommu_hw_info_vtd));
@@ -645,7 +619,7 @@ TEST_CASE("GET_HW_INFO: the mock's and VT-d's data and capabilities", "[hw_info]
         CHECK(r.out.out_capabilities == IOMMU_HW_CAP_DIRTY_TRACKING);
         CHECK(r.out.out_max_pasid_log2 == 20);
 
-        r = hw_info(c, bind_ok(c, "w0"), sizeof(iommu_hw_info_vtd));
+        r = get_hw_info(c, bind_ok(c, "w0"), sizeof(iommu_hw_info_vtd));
         CHECK(r.out.out_capabilities == 0);
         CHECK(r.out.out_max_pasid_log2 == 0);
     }
@@ -661,35 +635,35 @@ TEST_CASE("GET_HW_INFO: data_len shorter, longer, zero", "[hw_info]")
 
     SECTION("shorter: that much is copied, data_len says the full length")
     {
-        HwInfo r = hw_info(c, m0, 5);
+        HwInfoAnswer r = get_hw_info(c, m0, 5);
         REQUIRE(r.rc == 0);
         CHECK(r.out.data_len == 8);
         CHECK(std::vector(r.data.begin(), r.data.begin() + 5) == std::vector(full.begin(), full.begin() + 5));
-        CHECK(r.data[5] == kFill);
+        CHECK(r.data[5] == kHwInfoFill);
     }
     SECTION("longer: the rest up to data_len is zeroed, nothing past it")
     {
-        HwInfo r = hw_info(c, m0, 64);
+        HwInfoAnswer r = get_hw_info(c, m0, 64);
         REQUIRE(r.rc == 0);
         CHECK(r.out.data_len == 8);
         CHECK(std::vector(r.data.begin(), r.data.begin() + 8) == full);
         for (std::size_t i = 8; i < 64; ++i)
             CHECK(r.data[i] == std::byte{0});
-        CHECK(r.data[64] == kFill);
+        CHECK(r.data[64] == kHwInfoFill);
     }
     SECTION("zero: nothing touched, not even a bad pointer")
     {
-        HwInfo r = hw_info(c, m0, 0, 0, 0, kUnmappedVa);
+        HwInfoAnswer r = get_hw_info(c, m0, 0, 0, 0, kUnmappedVa);
         REQUIRE(r.rc == 0);
         CHECK(r.out.data_len == 8);
-        CHECK(r.data[0] == kFill);
+        CHECK(r.data[0] == kHwInfoFill);
     }
     SECTION("a buffer the daemon cannot write -> EFAULT")
     {
-        CHECK(hw_info(c, m0, 8, 0, 0, kUnmappedVa).rc == -EFAULT);
-        CHECK(hw_info(c, m0, 8, 0, 0, kReadOnlyAddr).rc == -EFAULT);
+        CHECK(get_hw_info(c, m0, 8, 0, 0, kUnmappedVa).rc == -EFAULT);
+        CHECK(get_hw_info(c, m0, 8, 0, 0, kReadOnlyAddr).rc == -EFAULT);
         // The zero fill past the data faults the same way.
-        CHECK(hw_info(c, m0, 16, 0, 0, kDmaBufAddr + kDmaBufSize - 12).rc == -EFAULT);
+        CHECK(get_hw_info(c, m0, 16, 0, 0, kDmaBufAddr + kDmaBufSize - 12).rc == -EFAULT);
     }
 }
 
@@ -702,20 +676,20 @@ TEST_CASE("GET_HW_INFO: flags, input type, __reserved, dev_id, size", "[hw_info]
 
     SECTION("unknown flags -> EOPNOTSUPP, before the device lookup")
     {
-        CHECK(hw_info(c, m0, 8, 2).rc == -EOPNOTSUPP);
-        CHECK(hw_info(c, kBadId, 8, 0x80000000).rc == -EOPNOTSUPP);
+        CHECK(get_hw_info(c, m0, 8, 2).rc == -EOPNOTSUPP);
+        CHECK(get_hw_info(c, kBadId, 8, 0x80000000).rc == -EOPNOTSUPP);
     }
     SECTION("INPUT_TYPE (6.17): the unit's own type or DEFAULT, anything else -> EOPNOTSUPP")
     {
-        CHECK(hw_info(c, m0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, 0xfeedbeef).rc == 0);
-        CHECK(hw_info(c, m0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT).rc == 0);
-        CHECK(hw_info(c, m0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_INTEL_VTD).rc == -EOPNOTSUPP);
-        CHECK(hw_info(c, v0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_INTEL_VTD).rc == 0);
-        CHECK(hw_info(c, v0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, 0xfeedbeef).rc == -EOPNOTSUPP);
+        CHECK(get_hw_info(c, m0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, 0xfeedbeef).rc == 0);
+        CHECK(get_hw_info(c, m0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT).rc == 0);
+        CHECK(get_hw_info(c, m0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_INTEL_VTD).rc == -EOPNOTSUPP);
+        CHECK(get_hw_info(c, v0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_INTEL_VTD).rc == 0);
+        CHECK(get_hw_info(c, v0, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, 0xfeedbeef).rc == -EOPNOTSUPP);
         // Without the flag in_data_type is not looked at.
-        CHECK(hw_info(c, m0, 8, 0, IOMMU_HW_INFO_TYPE_INTEL_VTD).rc == 0);
+        CHECK(get_hw_info(c, m0, 8, 0, IOMMU_HW_INFO_TYPE_INTEL_VTD).rc == 0);
         // The device is looked up before the type is judged.
-        CHECK(hw_info(c, kBadId, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, 77).rc == -ENOENT);
+        CHECK(get_hw_info(c, kBadId, 8, IOMMU_HW_INFO_FLAG_INPUT_TYPE, 77).rc == -ENOENT);
     }
     SECTION("__reserved -> EOPNOTSUPP, before the device lookup")
     {
@@ -729,9 +703,9 @@ TEST_CASE("GET_HW_INFO: flags, input type, __reserved, dev_id, size", "[hw_info]
     }
     SECTION("a bad dev_id -> ENOENT")
     {
-        CHECK(hw_info(c, kBadId, 8).rc == -ENOENT);
-        CHECK(hw_info(c, f.ioas, 8).rc == -ENOENT);
-        CHECK(hw_info(c, 0, 8).rc == -ENOENT);
+        CHECK(get_hw_info(c, kBadId, 8).rc == -ENOENT);
+        CHECK(get_hw_info(c, f.ioas, 8).rc == -ENOENT);
+        CHECK(get_hw_info(c, 0, 8).rc == -ENOENT);
     }
     SECTION("size 32 (the 6.7 struct): out_capabilities is not written back")
     {

@@ -63,27 +63,6 @@ struct SmmuFixture : SmmuServices {
     }
 };
 
-struct Info {
-    int rc;
-    iommu_hw_info out;
-    std::vector<std::byte> data;
-};
-
-Info hw_info(Client& c, std::uint32_t dev, std::uint32_t data_len)
-{
-    fill_byte(c, kArrayAddr, 64, std::byte{0xaa});
-    iommu_hw_info cmd{};
-    cmd.size = sizeof(cmd);
-    cmd.dev_id = dev;
-    cmd.data_len = data_len;
-    cmd.data_uptr = kArrayAddr;
-    Info r{};
-    r.rc = c.ioctl(IOMMU_GET_HW_INFO, cmd);
-    r.out = cmd;
-    r.data = bytes_at(c, kArrayAddr, 64);
-    return r;
-}
-
 std::vector<std::byte> le32(std::initializer_list<std::uint32_t> words)
 {
     std::vector<std::byte> out;
@@ -99,7 +78,7 @@ TEST_CASE("smmuv3: GET_HW_INFO is type 2 with IDR0-5, IIDR and AIDR", "[smmuv3][
 {
     SmmuFixture f;
     Client& c = f.client;
-    Info r = hw_info(c, bind_ok(c, "s0"), 64);
+    HwInfoAnswer r = get_hw_info(c, bind_ok(c, "s0"), 64);
     REQUIRE(r.rc == 0);
     CHECK(r.out.out_data_type == 2); // IOMMU_HW_INFO_TYPE_ARM_SMMUV3
     CHECK(r.out.data_len == 40);
@@ -107,19 +86,20 @@ TEST_CASE("smmuv3: GET_HW_INFO is type 2 with IDR0-5, IIDR and AIDR", "[smmuv3][
     // rest of the buffer zero-filled.
     auto expect = le32({0, 0, 0x094c309b, 0x0a730510, 0, 0, 0, 0x75, 0x4832043b, 0x01});
     expect.resize(64, std::byte{0});
-    CHECK(r.data == expect);
+    CHECK(std::vector(r.data.begin(), r.data.begin() + 64) == expect);
+    CHECK(r.data[64] == kHwInfoFill); // nothing past data_len
     CHECK(r.out.out_capabilities == IOMMU_HW_CAP_DIRTY_TRACKING);
     CHECK(r.out.out_max_pasid_log2 == 20);
-    CHECK(hw_info(c, bind_ok(c, "s8"), 40).out.out_max_pasid_log2 == 8);
+    CHECK(get_hw_info(c, bind_ok(c, "s8"), 40).out.out_max_pasid_log2 == 8);
 
     // A short buffer takes the first bytes; the unit without HTTU claims
     // no dirty tracking.
-    Info n = hw_info(c, bind_ok(c, "n0"), 12);
+    HwInfoAnswer n = get_hw_info(c, bind_ok(c, "n0"), 12);
     REQUIRE(n.rc == 0);
     CHECK(n.out.data_len == 40);
     CHECK(std::vector(n.data.begin() + 8, n.data.begin() + 12) ==
           le32({f.unit("smmus1").registers().idr[0]}));
-    CHECK(n.data[12] == std::byte{0xaa});
+    CHECK(n.data[12] == kHwInfoFill);
     CHECK(n.out.out_capabilities == 0);
     CHECK(n.out.out_max_pasid_log2 == 0);
 }

@@ -18,6 +18,7 @@
 #include "hwmodels/amd/amd_v1_domain.h"
 #include "hwmodels/families.h"
 #include "memory/phys_space.h"
+#include "test_params.h"
 
 using namespace ioasid;
 using hw::Access;
@@ -52,28 +53,7 @@ constexpr std::uint64_t table(unsigned n)
     return 0x100000000ULL + n * 0x1000;
 }
 
-// Topology keys as the daemon's config layer would hand them over.
-class TestParams final : public hw::UnitParams {
-public:
-    using Value = std::variant<bool, std::int64_t, std::string>;
-    explicit TestParams(std::map<std::string, Value, std::less<>> values) : values_(std::move(values)) {}
-
-    std::optional<bool> boolean(std::string_view key) override { return get<bool>(key); }
-    std::optional<std::int64_t> integer(std::string_view key) override { return get<std::int64_t>(key); }
-    std::optional<std::string> string(std::string_view key) override { return get<std::string>(key); }
-    std::string where(std::string_view key) const override { return "t.toml:" + std::string(key); }
-
-private:
-    template <typename T>
-    std::optional<T> get(std::string_view key)
-    {
-        auto it = values_.find(key);
-        if (it == values_.end())
-            return std::nullopt;
-        return std::get<T>(it->second);
-    }
-    std::map<std::string, Value, std::less<>> values_;
-};
+using test::TestParams;
 
 struct Rig {
     memory::PhysSpace phys;

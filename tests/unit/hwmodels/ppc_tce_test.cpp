@@ -16,6 +16,7 @@
 #include "hwmodels/ppc_tce/tce_domain.h"
 #include "hwmodels/ppc_tce/tce_unit.h"
 #include "memory/phys_space.h"
+#include "test_params.h"
 
 using namespace ioasid;
 using hw::Access;
@@ -51,27 +52,7 @@ constexpr Prot kRW{true, true};
 constexpr Prot kRO{true, false};
 constexpr Prot kWO{false, true};
 
-class TestParams final : public hw::UnitParams {
-public:
-    using Value = std::variant<bool, std::int64_t, std::string>;
-    explicit TestParams(std::map<std::string, Value, std::less<>> values) : values_(std::move(values)) {}
-
-    std::optional<bool> boolean(std::string_view key) override { return get<bool>(key); }
-    std::optional<std::int64_t> integer(std::string_view key) override { return get<std::int64_t>(key); }
-    std::optional<std::string> string(std::string_view key) override { return get<std::string>(key); }
-    std::string where(std::string_view key) const override { return "t.toml:" + std::string(key); }
-
-private:
-    template <typename T>
-    std::optional<T> get(std::string_view key)
-    {
-        auto it = values_.find(key);
-        if (it == values_.end())
-            return std::nullopt;
-        return std::get<T>(it->second);
-    }
-    std::map<std::string, Value, std::less<>> values_;
-};
+using test::TestParams;
 
 struct Rig {
     memory::PhysSpace phys;

@@ -17,6 +17,7 @@
 #include "hwmodels/virtio/virtio_domain.h"
 #include "hwmodels/virtio/virtio_unit.h"
 #include "memory/phys_space.h"
+#include "test_params.h"
 
 using namespace ioasid;
 using namespace ioasid::hw::virtio;
@@ -124,27 +125,7 @@ struct DeviceRig {
     }
 };
 
-class TestParams final : public hw::UnitParams {
-public:
-    using Value = std::variant<bool, std::int64_t, std::string>;
-    explicit TestParams(std::map<std::string, Value, std::less<>> values) : values_(std::move(values)) {}
-
-    std::optional<bool> boolean(std::string_view key) override { return get<bool>(key); }
-    std::optional<std::int64_t> integer(std::string_view key) override { return get<std::int64_t>(key); }
-    std::optional<std::string> string(std::string_view key) override { return get<std::string>(key); }
-    std::string where(std::string_view key) const override { return "t.toml:" + std::string(key); }
-
-private:
-    template <typename T>
-    std::optional<T> get(std::string_view key)
-    {
-        auto it = values_.find(key);
-        if (it == values_.end())
-            return std::nullopt;
-        return std::get<T>(it->second);
-    }
-    std::map<std::string, Value, std::less<>> values_;
-};
+using test::TestParams;
 
 std::unique_ptr<hw::Unit> make_unit(std::map<std::string, TestParams::Value, std::less<>> keys)
 {
