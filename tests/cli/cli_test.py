@@ -486,8 +486,10 @@ def case_hardware_json(c):
         check(leaf["raw"] == want, f"leaf {i}: raw {leaf['raw']:#x}, expected {want:#x}")
         check("SNP" in leaf["fields"] and f"ADDR={base + i * 4096:#x}" in leaf["fields"], f"{leaf}")
     check(base not in tables and base >= 1 << 32, f"leaf address {base:#x} vs tables {sorted(tables)}")
-    # In a fresh daemon: the tables' block first, then the pinned memory.
-    check(leaves[0]["raw"] == 0x100200803, f"IOVA 0x100000: raw {leaves[0]['raw']:#x}, expected 0x100200803")
+    # In a fresh daemon: the SMMU's stream table takes the first 2 MiB block
+    # (it is built with the unit), VT-d's tables the second, then the
+    # pinned memory.
+    check(leaves[0]["raw"] == 0x100400803, f"IOVA 0x100000: raw {leaves[0]['raw']:#x}, expected 0x100400803")
     check(dump["count"] == len(dump["entries"]) == 3 + 16, f"{dump['count']}")
 
     # Faults: where, why, the unit's code, the bytes moved before.
