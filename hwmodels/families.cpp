@@ -14,11 +14,11 @@ namespace {
 
 constexpr std::array kFamilies{
     Family{"mock", mock::create_mock_unit},
-    Family{"ppc_tce", ppc_tce::create_ppc_tce_unit},
-    Family{"smmuv3", smmuv3::create_smmuv3_unit},
-    Family{"virtio", virtio::create_virtio_unit},
     Family{"vtd", vtd::create_vtd_unit},
+    Family{"smmuv3", smmuv3::create_smmuv3_unit},
     Family{"amd", amd::create_amd_unit},
+    Family{"ppc_tce", ppc_tce::create_ppc_tce_unit},
+    Family{"virtio", virtio::create_virtio_unit},
 };
 
 } // namespace

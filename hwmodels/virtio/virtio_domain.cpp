@@ -125,6 +125,9 @@ int VirtioDomain::map(std::uint64_t iova, std::uint64_t pa, std::uint64_t length
     while (length) {
         std::uint64_t count = 0;
         const std::uint64_t page = page_run(bitmap, iova, pa, length, &count);
+        // A core that keeps large pages off maps a page per iommu_map()
+        // call (batch_iommu_map_small()): one MAP request each.
+        count = std::min(count, std::max<std::uint64_t>(max_leaf / page, 1));
         const std::uint64_t size = page * count;
         const std::uint64_t last = iova + (size - 1);
         // The core never maps twice at one address; if it did, the device

@@ -31,7 +31,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -210,28 +209,30 @@ struct Layout {
     std::uint64_t memfd_iova = 0;
 };
 
-// Where 2 x kRegion fit among the IOAS's allowed ranges, as described at
-// kPreferredIova.
-std::uint64_t place_backings(core::Context& ctx, std::uint32_t ioas)
+// Where 2 x kRegion fit among the IOAS's allowed ranges, best first: the
+// first place from kPreferredIova up, then one in each range below it. A
+// unit may still refuse a place (POWER's 64 KiB window takes no 4 KiB
+// pages when the IOAS has huge pages off); the next one is tried then.
+std::vector<std::uint64_t> places_for_backings(core::Context& ctx, std::uint32_t ioas)
 {
     std::vector<core::IovaRange> ranges;
     std::uint64_t alignment = 0;
     check(core::ioas_iova_ranges(ctx, ioas, &ranges, &alignment), "IOAS_IOVA_RANGES");
-    std::optional<std::uint64_t> below;
+    std::vector<std::uint64_t> above;
+    std::vector<std::uint64_t> below;
     for (const core::IovaRange& r : ranges) {
-        for (std::uint64_t from : {std::max(r.first, kPreferredIova), r.first}) {
-            const std::uint64_t at = (from + kHuge - 1) & ~(kHuge - 1);
-            if (at < from || at > r.last || r.last - at < 2 * kRegion - 1)
-                continue;
-            if (at >= kPreferredIova)
-                return at;
-            if (!below)
-                below = at;
-        }
+        const std::uint64_t from = std::max(r.first, kPreferredIova);
+        const std::uint64_t at = (from + kHuge - 1) & ~(kHuge - 1);
+        if (at >= from && at <= r.last && r.last - at >= 2 * kRegion - 1)
+            above.push_back(at);
+        const std::uint64_t low = (r.first + kHuge - 1) & ~(kHuge - 1);
+        if (low < kPreferredIova && low >= r.first && low <= r.last && r.last - low >= 2 * kRegion - 1)
+            below.push_back(low);
     }
-    if (!below)
+    above.insert(above.end(), below.begin(), below.end());
+    if (above.empty())
         die("the device's IOAS has no room for the two backings");
-    return *below;
+    return above;
 }
 
 // The page sizes of the leaves a domain holds, as "4 KiB+2 MiB".
@@ -268,21 +269,27 @@ Layout make_layout(Machine& m, bool huge, const std::shared_ptr<memory::Caller>&
     if (!hwpt)
         die("no HWPT after attach");
     layout.domain = &hwpt->domain();
-    layout.caller_iova = place_backings(ctx, layout.ioas);
-    layout.memfd_iova = layout.caller_iova + kRegion;
 
-    std::uint64_t iova = layout.caller_iova;
-    check(core::ioas_map(ctx, child,
-                         core::MapRequest{.ioas_id = layout.ioas,
-                                          .user_va = child_mem.addr(),
-                                          .length = kRegion,
-                                          .iova = layout.caller_iova,
-                                          .fixed_iova = true,
-                                          .readable = true,
-                                          .writable = true},
-                         &iova),
-          "IOAS_MAP of the child's memory");
-    iova = layout.memfd_iova;
+    int rc = -EINVAL;
+    for (std::uint64_t at : places_for_backings(ctx, layout.ioas)) {
+        std::uint64_t iova = at;
+        rc = core::ioas_map(ctx, child,
+                            core::MapRequest{.ioas_id = layout.ioas,
+                                             .user_va = child_mem.addr(),
+                                             .length = kRegion,
+                                             .iova = at,
+                                             .fixed_iova = true,
+                                             .readable = true,
+                                             .writable = true},
+                            &iova);
+        if (rc == 0)
+            layout.caller_iova = at;
+        if (rc != -EINVAL)
+            break;
+    }
+    check(rc, "IOAS_MAP of the child's memory");
+    layout.memfd_iova = layout.caller_iova + kRegion;
+    std::uint64_t iova = layout.memfd_iova;
     check(core::ioas_map_file(ctx, self,
                               core::MapFileRequest{.ioas_id = layout.ioas,
                                                    .fd = memfd.fd(),

@@ -467,6 +467,11 @@ TEST_CASE("virtio unit: MAP and UNMAP requests, replay on attach, DMA and faults
     CHECK(hit.first == 0x200000);
     CHECK(hit.last == 0x5fffff);
     CHECK(d.lookup(0x3fffff).page_size == (1ULL << 21));
+    // With large pages off the core maps page by page: a MAP request each.
+    REQUIRE(d.map(0x800000, 0x340800000, 0x3000, {true, true}, 0x1000) == 0);
+    CHECK(unit.device().lookup_domain(id, 0x800000).last == 0x800fff);
+    CHECK(unit.device().lookup_domain(id, 0x802000).first == 0x802000);
+    d.unmap(0x800000, 0x3000);
 
     // The fault codes: reason in bits 7:0, the record's flags above.
     auto fault = [&](std::uint64_t iova, Access access) {
