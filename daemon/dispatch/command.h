@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 
+#include "core/client_file.h"
 #include "core/context.h"
 #include "memory/caller.h"
 
@@ -28,6 +29,14 @@ struct Command {
         std::size_t n = std::min<std::size_t>(user_size, sizeof(T));
         return mem().write(arg, std::as_bytes(std::span(&value, 1)).first(n));
     }
+
+    // Gives the client a new descriptor standing for `file` and writes the
+    // client's number for it, a __u32, at `fd_offset` in the struct (the
+    // kernel's get_unused_fd_flags() + fd_install(), O_CLOEXEC). Fails with
+    // -EOPNOTSUPP on a transport that cannot install descriptors in its
+    // client (CUSE). Implemented in file_handover.cpp.
+    [[nodiscard]] int hand_over_file(std::shared_ptr<core::ClientFile> file,
+                                     std::size_t fd_offset) const;
 
     // Writes one field of the struct back, at its offset.
     template <typename F>
@@ -59,5 +68,6 @@ int emu_device_attach_command(Command& cmd, void* buf);
 int emu_device_detach_command(Command& cmd, void* buf);
 int emu_dma_command(Command& cmd, void* buf);
 int emu_pt_dump_command(Command& cmd, void* buf);
+int test_command(Command& cmd, void* buf);
 
 } // namespace ioasid::dispatch

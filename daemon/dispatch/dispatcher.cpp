@@ -2,6 +2,7 @@
 
 #include <ioasid/emu.h>
 #include <ioasid/iommufd.h>
+#include <ioasid/selftest.h>
 #include <linux/ioctl.h>
 
 #include <array>
@@ -39,10 +40,12 @@ constexpr Op make_op(unsigned int num, std::size_t min_size, Handler handler,
 
 constexpr unsigned kBase = IOMMUFD_CMD_BASE;
 
-// Indexed by _IOC_NR(cmd) - IOMMUFD_CMD_BASE. Numbers past the end belong to
-// the VFIO type1 compatibility interface in the kernel.
+constexpr unsigned kTestNr = _IOC_NR(IOMMU_TEST_CMD);
+
+// Indexed by _IOC_NR(cmd) - IOMMUFD_CMD_BASE. Numbers outside belong to the
+// VFIO type1 compatibility interface in the kernel.
 constexpr auto kOps = [] {
-    std::array<Op, IOMMUFD_CMD_IOAS_MAP_FILE - kBase + 1> ops{};
+    std::array<Op, kTestNr - kBase + 1> ops{};
     ops[IOMMUFD_CMD_DESTROY - kBase] =
         make_op<iommu_destroy>(IOMMU_DESTROY, END_OF(iommu_destroy, id), destroy_command);
     ops[IOMMUFD_CMD_IOAS_ALLOC - kBase] = make_op<iommu_ioas_alloc>(
@@ -75,6 +78,8 @@ constexpr auto kOps = [] {
         hwpt_get_dirty_bitmap_command);
     ops[IOMMUFD_CMD_IOAS_MAP_FILE - kBase] = make_op<iommu_ioas_map_file>(
         IOMMU_IOAS_MAP_FILE, END_OF(iommu_ioas_map_file, iova), ioas_map_file_command);
+    ops[kTestNr - kBase] =
+        make_op<iommu_test_cmd>(IOMMU_TEST_CMD, END_OF(iommu_test_cmd, last), test_command);
     return ops;
 }();
 
