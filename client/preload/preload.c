@@ -11,7 +11,9 @@
  * keep the transport's fd table right. fork() needs nothing here (the
  * transport notices a new process on first use) and exec passes the table
  * on through the environment. Every other fd and path is passed through
- * untouched.
+ * untouched. Descriptors an ioctl hands over (the selftest's access fd, a
+ * fault queue's fd) are in the transport's table too: their read()/write()
+ * go to the daemon's file, their ioctl() is ENOTTY.
  *
  * open() of /dev/vfio/devices/<name> (the prefix is $IOASID_INTERCEPT_VFIO,
  * empty to leave those paths alone) asks the daemon for its emulated device
@@ -262,13 +264,21 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 }
 
 /* vfs_read()/vfs_write(): a file not opened for the direction gives EBADF,
- * and one that has no read/write method (iommufd has neither) EINVAL. */
+ * and one that has no read/write method (iommufd has neither) EINVAL. The
+ * daemon's files (an access fd, a fault fd) answer through the daemon. */
+static ssize_t file_result(ssize_t ret)
+{
+	return ret < 0 ? fail((int)-ret) : ret;
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t count)
 {
 	REAL(read);
 	int mode = ioasid_transport_access_mode(fd);
 	if (mode < 0)
 		return real_read(fd, buf, count);
+	if (mode != O_WRONLY && ioasid_transport_is_file(fd))
+		return file_result(ioasid_transport_read(fd, (uint64_t)(uintptr_t)buf, count));
 	return fail(mode == O_WRONLY ? EBADF : EINVAL);
 }
 
@@ -278,6 +288,8 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count)
 	int mode = ioasid_transport_access_mode(fd);
 	if (mode < 0)
 		return real_write(fd, buf, count);
+	if (mode != O_RDONLY && ioasid_transport_is_file(fd))
+		return file_result(ioasid_transport_write(fd, (uint64_t)(uintptr_t)buf, count));
 	return fail(mode == O_RDONLY ? EBADF : EINVAL);
 }
 

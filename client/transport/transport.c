@@ -31,8 +31,9 @@
  * read replies meant for its parent, so it joins on a socket of its own the
  * first time it uses the fd.
  *
- * A connection is either a context (an iommufd) or, with `is_device`, an
- * open file of a device's VFIO cdev. `shared` says that another process
+ * A connection is either a context (an iommufd), with `is_device` an open
+ * file of a device's VFIO cdev, or with `is_file` a file the daemon handed
+ * over (an access or fault fd; its socket came with an ioctl's reply). `shared` says that another process
  * may hold the same socket (this one forked, or inherited it over exec):
  * then only the daemon, seeing the socket's end, knows when the file's
  * last reference goes.
@@ -45,6 +46,7 @@ struct connection {
 	uint32_t context_id;
 	int access_mode; /* O_RDONLY, O_WRONLY or O_RDWR, as opened */
 	int is_device;
+	int is_file;
 	int shared;
 	uint8_t token[IOASID_SOCKET_TOKEN_LEN];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -209,12 +211,38 @@ static int send_all(int sock, const struct iovec *iov, int iovcnt)
  * not abandon the request: the daemon is already working on it, as the
  * kernel would be, so the wait resumes.
  */
-static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
+static ssize_t receive_reply_fd(int sock, uint32_t seq, void *buf, size_t len, int *fd)
 {
+	if (fd)
+		*fd = -1;
 	for (;;) {
-		ssize_t got = recv(sock, buf, len, 0);
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} control;
+		struct iovec iov = { buf, len };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+				      .msg_control = &control, .msg_controllen = sizeof(control) };
+		ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 		if (got < 0 && errno == EINTR)
 			continue;
+		/* A descriptor only ever comes with the reply that hands over
+		 * a file; one anywhere else is not kept. */
+		int received = -1;
+		for (struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c;
+		     c = CMSG_NXTHDR(&msg, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int i = 0; i < n; i++) {
+				int one;
+				memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof(one));
+				if (received < 0)
+					received = one;
+				else
+					raw_close(one);
+			}
+		}
 		/* The daemon is gone. A CUSE file fails the call in flight
 		 * with ECONNABORTED and later ones with ENOTCONN; here the
 		 * two cannot be told apart (a daemon's sockets may outlive
@@ -223,11 +251,25 @@ static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
 		if (got <= 0)
 			return -ENOTCONN;
 		const struct ioasid_socket_hdr *hdr = buf;
-		if ((size_t)got < sizeof(*hdr) || hdr->magic != IOASID_SOCKET_MAGIC)
+		if ((size_t)got < sizeof(*hdr) || hdr->magic != IOASID_SOCKET_MAGIC) {
+			if (received >= 0)
+				raw_close(received);
 			return -EPROTO;
+		}
+		if (hdr->seq == seq && fd && hdr->type == IOASID_SOCKET_IOCTL_FILE) {
+			*fd = received;
+			return got;
+		}
+		if (received >= 0)
+			raw_close(received);
 		if (hdr->seq == seq)
 			return got;
 	}
+}
+
+static ssize_t receive_reply(int sock, uint32_t seq, void *buf, size_t len)
+{
+	return receive_reply_fd(sock, seq, buf, len, NULL);
 }
 
 /* Sends OPEN, JOIN or OPEN_DEVICE (`device` names the device) on a new
@@ -363,6 +405,12 @@ int ioasid_transport_is_device(int fd)
 	return conn && conn->is_device;
 }
 
+int ioasid_transport_is_file(int fd)
+{
+	struct connection *conn = lookup(fd);
+	return conn && conn->is_file;
+}
+
 void ioasid_transport_set_access_mode(int fd, int mode)
 {
 	struct connection *conn = get_connection(fd);
@@ -488,9 +536,47 @@ struct ioctl_message {
 };
 
 struct reply_message {
-	struct ioasid_socket_ioctl_reply reply;
+	union {
+		struct ioasid_socket_ioctl_reply reply;
+		struct ioasid_socket_file_reply file;
+	};
 	unsigned char bytes[IOASID_SOCKET_MAX_INLINE];
 };
+
+/*
+ * A file the daemon handed over with an ioctl's reply: `fd` (already
+ * O_CLOEXEC) becomes a connection of its own in the table, a file of the
+ * same daemon and context as `from`. Returns 0 or -errno, with `fd` closed
+ * on failure.
+ */
+static int adopt_file(int fd, const struct connection *from, const struct ioasid_socket_file_reply *reply)
+{
+	struct connection *conn = calloc(1, sizeof(*conn));
+	if (!conn) {
+		raw_close(fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&conn->lock, NULL);
+	conn->refs = 1;
+	conn->owner = self_pid();
+	conn->context_id = from->context_id;
+	conn->access_mode = O_RDWR; /* anon_inode_getfile(..., O_RDWR) */
+	conn->is_file = 1;
+	memcpy(conn->token, reply->token, sizeof(conn->token));
+	memcpy(conn->path, from->path, sizeof(conn->path));
+	pthread_mutex_lock(&table_lock);
+	struct connection *stale = lookup(fd);
+	int ret = table_set(fd, conn);
+	if (ret == 0 && stale)
+		release(stale);
+	pthread_mutex_unlock(&table_lock);
+	if (ret) {
+		pthread_mutex_destroy(&conn->lock);
+		free(conn);
+		raw_close(fd);
+	}
+	return ret;
+}
 
 int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 {
@@ -498,6 +584,12 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 	struct connection *conn = get_connection(fd);
 	if (!conn)
 		return -EBADF;
+	/* The daemon's files have no ioctls, as anon-inode files without an
+	 * unlocked_ioctl method. */
+	if (conn->is_file) {
+		put_connection(conn);
+		return -ENOTTY;
+	}
 
 	/* Every iommufd struct starts with its size; send that much inline.
 	 * One read usually does: the first bytes up to the end of their page
@@ -544,30 +636,123 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg)
 		ret = send_all(fd, iov, 2);
 
 		struct reply_message reply;
-		ssize_t got = ret ? ret : receive_reply(fd, seq, &reply, sizeof(reply));
+		int file = -1;
+		ssize_t got = ret ? ret : receive_reply_fd(fd, seq, &reply, sizeof(reply), &file);
+		const int with_file = got >= 0 && reply.reply.hdr.type == IOASID_SOCKET_IOCTL_FILE;
+		const size_t fixed = with_file ? sizeof(reply.file) : sizeof(reply.reply);
+		const unsigned char *bytes = (const unsigned char *)&reply + fixed;
 		if (got < 0) {
 			ret = (int)got;
-		} else if ((size_t)got < sizeof(reply.reply) ||
-			   (size_t)got - sizeof(reply.reply) != reply.reply.hdr.length ||
+		} else if ((size_t)got < fixed || (size_t)got - fixed != reply.reply.hdr.length ||
 			   reply.reply.out_offset > inline_len ||
-			   reply.reply.hdr.length > inline_len - reply.reply.out_offset) {
+			   reply.reply.hdr.length > inline_len - reply.reply.out_offset ||
+			   (with_file && (file < 0 || reply.reply.result != 0))) {
 			ret = -EPROTO;
 		} else {
 			ret = reply.reply.result;
 			/* The daemon could not reach our memory and handed back
 			 * what it wrote into the inline copy instead. */
 			if (reply.reply.hdr.length) {
-				int copied = write_own_memory(arg + reply.reply.out_offset, reply.bytes,
+				int copied = write_own_memory(arg + reply.reply.out_offset, bytes,
 							      reply.reply.hdr.length);
 				if (copied)
 					ret = copied;
 			}
+			/* fd_install(): the number goes into the struct last. */
+			if (with_file && ret == 0) {
+				uint32_t number = (uint32_t)file;
+				ret = write_own_memory(arg + reply.file.number_offset, &number,
+						       sizeof(number));
+				if (ret == 0)
+					ret = adopt_file(file, conn, &reply.file);
+				else
+					raw_close(file);
+				file = -1;
+			}
+		}
+		if (file >= 0)
+			raw_close(file);
+	}
+	pthread_mutex_unlock(&conn->lock);
+	put_connection(conn);
+	errno = saved_errno;
+	return ret;
+}
+
+/* read(2) or write(2) on a file: one message each way, at most
+ * IOASID_SOCKET_MAX_INLINE bytes (a larger call is answered short). */
+static ssize_t file_io(int fd, uint16_t type, uint64_t buf, size_t count)
+{
+	int saved_errno = errno;
+	struct connection *conn = get_connection(fd);
+	if (!conn)
+		return -EBADF;
+	if (!conn->is_file) {
+		put_connection(conn);
+		return -EINVAL;
+	}
+	const size_t n = count < IOASID_SOCKET_MAX_INLINE ? count : IOASID_SOCKET_MAX_INLINE;
+	struct {
+		union {
+			struct ioasid_socket_hdr hdr;
+			struct ioasid_socket_read read;
+		};
+		unsigned char bytes[IOASID_SOCKET_MAX_INLINE];
+	} request;
+	memset(&request, 0, sizeof(request.read));
+	struct iovec iov[2] = { { &request, sizeof(request.read) }, { request.bytes, 0 } };
+	ssize_t ret = 0;
+	if (type == IOASID_SOCKET_WRITE) {
+		/* A buffer we cannot read is EFAULT, as copy_from_user(). */
+		if (read_own_memory(buf, request.bytes, n) != n)
+			ret = -EFAULT;
+		iov[0].iov_len = sizeof(request.hdr);
+		iov[1].iov_len = n;
+	} else {
+		request.read.count = (uint32_t)n;
+	}
+
+	pthread_mutex_lock(&conn->lock);
+	if (ret == 0 && conn->owner != self_pid())
+		ret = rejoin(conn, fd);
+	if (ret == 0) {
+		uint32_t seq = ++conn->seq;
+		fill_hdr(&request.hdr, type, seq, type == IOASID_SOCKET_WRITE ? (uint32_t)n : 0);
+		ret = send_all(fd, iov, 2);
+		struct reply_message reply;
+		ssize_t got = ret ? ret : receive_reply(fd, seq, &reply, sizeof(reply));
+		if (got < 0) {
+			ret = got;
+		} else if ((size_t)got < sizeof(reply.reply) ||
+			   (size_t)got - sizeof(reply.reply) != reply.reply.hdr.length ||
+			   reply.reply.result > (int32_t)n ||
+			   reply.reply.hdr.length != (type == IOASID_SOCKET_READ && reply.reply.result > 0
+							      ? (uint32_t)reply.reply.result
+							      : 0)) {
+			ret = -EPROTO;
+		} else {
+			ret = reply.reply.result;
+			/* The bytes follow the plain reply. */
+			if (ret > 0 && type == IOASID_SOCKET_READ &&
+			    write_own_memory(buf, (const unsigned char *)&reply + sizeof(reply.reply),
+					     (size_t)ret) != 0)
+				ret = -EFAULT;
 		}
 	}
 	pthread_mutex_unlock(&conn->lock);
 	put_connection(conn);
 	errno = saved_errno;
 	return ret;
+}
+
+ssize_t ioasid_transport_read(int fd, uint64_t buf, size_t count)
+{
+	return file_io(fd, IOASID_SOCKET_READ, buf, count);
+}
+
+ssize_t ioasid_transport_write(int fd, uint64_t buf, size_t count)
+{
+	return file_io(fd, IOASID_SOCKET_WRITE, buf, count);
 }
 
 void ioasid_transport_dup(int oldfd, int newfd)
@@ -587,11 +772,13 @@ void ioasid_transport_dup(int oldfd, int newfd)
 }
 
 /*
- * The last close of a device file that no other process shares: the daemon
- * unbinds before the socket closes, so the device is free again when
- * close() returns, as after the kernel's close. `fd` is still open.
+ * The last close of a context, a device file or a file that no other
+ * process shares: the daemon tears the context down (unless something else
+ * holds it), unbinds or drops the file before the socket closes, so its
+ * effects are complete when close() returns, as after the kernel's close.
+ * `fd` is still open.
  */
-static void release_device(int fd, struct connection *conn)
+static void release_file(int fd, struct connection *conn)
 {
 	pthread_mutex_lock(&conn->lock);
 	uint32_t seq = ++conn->seq;
@@ -619,14 +806,14 @@ static void drop_fd(int fd, int may_release)
 		table_set(fd, NULL);
 		/* The last reference (no other fd, no call in flight), made
 		 * or joined by this process, which never forked since. */
-		release_now = may_release && conn->is_device && conn->refs == 1 && !conn->shared &&
+		release_now = may_release && conn->refs == 1 && !conn->shared &&
 			      conn->owner == self_pid();
 		if (!release_now)
 			release(conn);
 	}
 	pthread_mutex_unlock(&table_lock);
 	if (release_now) {
-		release_device(fd, conn);
+		release_file(fd, conn);
 		put_connection(conn);
 	}
 	errno = saved_errno;
@@ -651,7 +838,7 @@ void ioasid_transport_close_range(unsigned int first, unsigned int last)
 }
 
 /* Entry format: "fd:context:token-hex:path-hex", then ":d" for a device
- * file, entries joined by ','. The path is hex too, so it may hold any
+ * file or ":f" for a file, entries joined by ','. The path is hex too, so it may hold any
  * byte. */
 int ioasid_transport_export(char *buf, unsigned long len)
 {
@@ -677,6 +864,8 @@ int ioasid_transport_export(char *buf, unsigned long len)
 				      (unsigned char)conn->path[i]);
 		if (conn->is_device)
 			n += snprintf(entry + n, sizeof(entry) - n, ":d");
+		else if (conn->is_file)
+			n += snprintf(entry + n, sizeof(entry) - n, ":f");
 		if (used + n + 1 > len)
 			ret = -ENOSPC;
 		else
@@ -736,9 +925,10 @@ void ioasid_transport_import(const char *state)
 		long path_len = *p == ':' ? (p++, decode_hex(&p, (unsigned char *)conn->path,
 							    sizeof(conn->path) - 1))
 					  : -1;
-		int is_device = 0;
-		if (path_len > 0 && p[0] == ':' && p[1] == 'd') {
-			is_device = 1;
+		int is_device = 0, is_file = 0;
+		if (path_len > 0 && p[0] == ':' && (p[1] == 'd' || p[1] == 'f')) {
+			is_device = p[1] == 'd';
+			is_file = p[1] == 'f';
 			p += 2;
 		}
 		int type = 0;
@@ -754,6 +944,7 @@ void ioasid_transport_import(const char *state)
 		conn->access_mode = O_RDWR;
 		conn->context_id = (uint32_t)context;
 		conn->is_device = is_device;
+		conn->is_file = is_file;
 		conn->shared = 1; /* the program that exec'ed may hold it too */
 		pthread_mutex_lock(&table_lock);
 		if (table_set((int)fd, conn) != 0)

@@ -17,7 +17,9 @@
 #ifndef IOASID_CLIENT_TRANSPORT_H
 #define IOASID_CLIENT_TRANSPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +44,18 @@ int ioasid_transport_owns(int fd);
 /* Nonzero when it is one of a device file. */
 int ioasid_transport_is_device(int fd);
 
+/* Nonzero when it is one of the daemon's files: a descriptor an ioctl
+ * handed over (IOMMU_TEST_CMD's access fd, a fault queue's fd). The
+ * transport installs those itself, O_CLOEXEC, and keeps them in its table
+ * like the fds it opened. */
+int ioasid_transport_is_file(int fd);
+
+/* read(2)/write(2) on one of the daemon's files, through the daemon: the
+ * byte count or -errno. At most IOASID_SOCKET_MAX_INLINE bytes per call
+ * (short otherwise); an unreadable or unwritable buffer is -EFAULT. */
+ssize_t ioasid_transport_read(int fd, uint64_t buf, size_t count);
+ssize_t ioasid_transport_write(int fd, uint64_t buf, size_t count);
+
 /* One ioctl on the context behind `fd`. Returns what the kernel's ioctl
  * handler would: 0 or -errno. A daemon that is gone gives -ENOTCONN (a CUSE
  * file gives ECONNABORTED for the one call in flight when its daemon dies,
@@ -50,8 +64,9 @@ int ioasid_transport_ioctl(int fd, unsigned long cmd, uint64_t arg);
 
 /* Bookkeeping for the fd table: call after a successful dup/dup2/dup3/fcntl
  * F_DUPFD of a transport fd, and before close() of one. The last close()
- * of a device file this process alone holds waits for the daemon to
- * unbind the device, as the kernel's close does. When the fd number was
+ * of a device file (or of one of the daemon's files) this process alone
+ * holds waits for the daemon to unbind the device (drop the file), as the
+ * kernel's close does. An ioctl on one of the daemon's files is -ENOTTY. When the fd number was
  * already closed or reused (dup2/dup3 onto it), call
  * ioasid_transport_forget() instead. */
 void ioasid_transport_dup(int oldfd, int newfd);

@@ -3,6 +3,16 @@
 #include <cerrno>
 
 namespace ioasid::core {
+namespace {
+
+// Memory whose process has exited (ESRCH from the caller layer) is, to an
+// access, what the kernel finds when pages->source_mm is gone: EFAULT.
+int gone_is_fault(int rc)
+{
+    return rc == -ESRCH ? -EFAULT : rc;
+}
+
+} // namespace
 
 Access::Access(Ioas& ioas, std::uint64_t iova_alignment, UnmapHandler on_unmap)
     : Object(kType), ioas_(ioas), iova_alignment_(iova_alignment), on_unmap_(std::move(on_unmap))
@@ -54,7 +64,7 @@ int Access::pin_pages(std::uint64_t iova, std::uint64_t length, bool write,
     if (!last_of(iova, length, &last))
         return -EOVERFLOW;
     if (int rc = ioas_->iopt().pin({iova, last}, write, phys_pages))
-        return rc;
+        return gone_is_fault(rc);
     pinned_.emplace(iova, length);
     return 0;
 }
@@ -73,7 +83,24 @@ void Access::unpin_pages(std::uint64_t iova, std::uint64_t length)
 
 int Access::rw(std::uint64_t iova, std::span<std::byte> data, bool write)
 {
-    return ioas_->iopt().rw(iova, data, write);
+    return gone_is_fault(ioas_->iopt().rw(iova, data, write));
+}
+
+int Access::replace_ioas(Ioas& ioas)
+{
+    if (&ioas == ioas_.get())
+        return 0;
+    if (int rc = ioas.iopt().add_holder(*this))
+        return rc;
+    unmap_notify({0, UINT64_MAX});
+    // A handler that kept pins would leave them on an IOAS we no longer
+    // hold; the kernel warns, we let go of them.
+    for (auto [iova, length] : pinned_)
+        ioas_->iopt().unpin({iova, iova + length - 1});
+    pinned_.clear();
+    ioas_->iopt().remove_holder(*this);
+    ioas_ = ObjectRef<Ioas>(ioas);
+    return 0;
 }
 
 void Access::unmap_notify(IovaRange range)

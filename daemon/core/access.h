@@ -31,6 +31,13 @@ public:
     // Drops a pin taken with exactly this iova and length.
     void unpin_pages(std::uint64_t iova, std::uint64_t length);
     [[nodiscard]] int rw(std::uint64_t iova, std::span<std::byte> data, bool write);
+    // Moves the access to `ioas`, as iommufd_access_replace() does: the
+    // unmap handler is first told about the whole IOVA space, so every pin
+    // is gone before the old IOAS is let go. Errors from joining the new
+    // IOAS (its alignment) leave the access where it was.
+    [[nodiscard]] int replace_ioas(Ioas& ioas);
+    // The IOAS, for looking at its areas.
+    [[nodiscard]] const Ioas& ioas() const { return *ioas_; }
 
     [[nodiscard]] std::size_t pin_count() const { return pinned_.size(); }
     [[nodiscard]] std::uint32_t ioas_id() const { return ioas_->id(); }

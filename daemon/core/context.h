@@ -77,6 +77,8 @@ public:
     [[nodiscard]] int vfio_ioas_get(std::uint32_t* id) const;
     [[nodiscard]] int vfio_ioas_set(std::uint32_t id);
     void vfio_ioas_clear() { vfio_ioas_ = nullptr; }
+    // The compat IOAS itself, or nullptr (the kernel's get_compat_ioas()).
+    [[nodiscard]] Ioas* vfio_ioas() const { return vfio_ioas_; }
 
 private:
     std::mutex lock_;

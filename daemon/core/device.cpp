@@ -32,7 +32,7 @@ std::vector<Device*> Device::group_peers() const
     return peers;
 }
 
-HwptPaging* Device::group_hwpt() const
+Hwpt* Device::group_hwpt() const
 {
     for (Device* peer : group_peers())
         if (peer->rid_)
@@ -58,41 +58,55 @@ int Device::reserve_regions(Ioas& ioas)
     return 0;
 }
 
-void Device::release_if_unused_auto(HwptPaging* hwpt)
+void Device::release_if_unused_auto(Hwpt* hwpt)
 {
     // An automatic domain lives as long as devices use it; the table's own
     // reference is then the last.
-    if (hwpt && hwpt->id() && hwpt->auto_domain() && hwpt->users() == 1) {
-        int rc = ctx_.objects().destroy(hwpt->id());
+    HwptPaging* paging = hwpt ? hwpt->paging() : nullptr;
+    if (paging && paging->id() && paging->auto_domain() && paging->users() == 1) {
+        int rc = ctx_.objects().destroy(paging->id());
         assert(rc == 0);
         (void)rc;
     }
 }
 
-int Device::attach_rid(HwptPaging& hwpt)
+void Device::leave_fault(const Hwpt* hwpt) const
 {
-    HwptPaging* current = group_hwpt();
+    if (hwpt && hwpt->fault())
+        hwpt->fault()->respond_all(*this);
+}
+
+// iommufd_hw_pagetable_attach(): only a paging HWPT reserves the device's
+// regions in its IOAS; a nested one leaves its parent's IOAS alone.
+int Device::attach_rid(Hwpt& hwpt)
+{
+    Hwpt* current = group_hwpt();
     if (current && current != &hwpt)
         return -EINVAL;
     // A domain that cannot take PASIDs may not sit under attached PASIDs.
     if (!pasids_.empty() && !hwpt.pasid_capable())
         return -EINVAL;
-    if (int rc = reserve_regions(hwpt.ioas()))
-        return rc;
+    HwptPaging* paging = hwpt.paging();
+    if (paging)
+        if (int rc = reserve_regions(paging->ioas()))
+            return rc;
     if (!current) {
         if (int rc = emulated_.unit->check_attach(*emulated_.endpoint, hw::kNoPasid, hwpt.domain())) {
-            hwpt.ioas().iopt().remove_reserved(this);
+            if (paging)
+                paging->ioas().iopt().remove_reserved(this);
             return rc;
         }
         set_group_domain(&hwpt.domain());
     }
-    rid_ = ObjectRef<HwptPaging>(hwpt);
+    rid_ = ObjectRef<Hwpt>(hwpt);
     return 0;
 }
 
-int Device::replace_rid(HwptPaging& hwpt)
+// iommufd_device_do_replace(): reservations move only between the IOASes
+// of paging HWPTs; a nested HWPT keeps none.
+int Device::replace_rid(Hwpt& hwpt)
 {
-    HwptPaging* old = group_hwpt();
+    Hwpt* old = group_hwpt();
     if (!old || !rid_)
         return -EINVAL;
     if (old == &hwpt)
@@ -103,14 +117,17 @@ int Device::replace_rid(HwptPaging& hwpt)
     for (Device* peer : group_peers())
         if (peer->rid_)
             attached.push_back(peer);
-    const bool new_ioas = &old->ioas() != &hwpt.ioas();
+    HwptPaging* paging = hwpt.paging();
+    HwptPaging* old_paging = old->paging();
+    const bool new_ioas = paging && (!old_paging || &old_paging->ioas() != &paging->ioas());
+    const bool leave_ioas = old_paging && (!paging || &old_paging->ioas() != &paging->ioas());
     auto unreserve_new = [&] {
         for (Device* peer : attached)
-            hwpt.ioas().iopt().remove_reserved(peer);
+            paging->ioas().iopt().remove_reserved(peer);
     };
     if (new_ioas)
         for (Device* peer : attached)
-            if (int rc = peer->reserve_regions(hwpt.ioas())) {
+            if (int rc = peer->reserve_regions(paging->ioas())) {
                 unreserve_new();
                 return rc;
             }
@@ -121,15 +138,16 @@ int Device::replace_rid(HwptPaging& hwpt)
     }
     set_group_domain(&hwpt.domain());
     for (Device* peer : attached) {
-        if (new_ioas)
-            old->ioas().iopt().remove_reserved(peer);
-        peer->rid_ = ObjectRef<HwptPaging>(hwpt);
+        if (leave_ioas)
+            old_paging->ioas().iopt().remove_reserved(peer);
+        peer->leave_fault(old);
+        peer->rid_ = ObjectRef<Hwpt>(hwpt);
     }
     release_if_unused_auto(old);
     return 0;
 }
 
-int Device::attach_pasid(std::uint32_t pasid, HwptPaging& hwpt)
+int Device::attach_pasid(std::uint32_t pasid, Hwpt& hwpt)
 {
     // iommufd_hwpt_pasid_compat(), then iommu_attach_device_pasid(): PASID
     // 0 is the RID's, and a device takes PASIDs below its max_pasids only
@@ -146,18 +164,19 @@ int Device::attach_pasid(std::uint32_t pasid, HwptPaging& hwpt)
     if (int rc = emulated_.unit->check_attach(*emulated_.endpoint, pasid, hwpt.domain()))
         return rc;
     emulated_.unit->attach(*emulated_.endpoint, pasid, &hwpt.domain());
-    HwptPaging* old = nullptr;
+    Hwpt* old = nullptr;
     if (it != pasids_.end()) {
         old = it->second.get();
-        it->second = ObjectRef<HwptPaging>(hwpt);
+        leave_fault(old);
+        it->second = ObjectRef<Hwpt>(hwpt);
     } else {
-        pasids_.emplace(pasid, ObjectRef<HwptPaging>(hwpt));
+        pasids_.emplace(pasid, ObjectRef<Hwpt>(hwpt));
     }
     release_if_unused_auto(old);
     return 0;
 }
 
-int Device::attach_hwpt(std::optional<std::uint32_t> pasid, HwptPaging& hwpt)
+int Device::attach_hwpt(std::optional<std::uint32_t> pasid, Hwpt& hwpt)
 {
     if (pasid)
         return attach_pasid(*pasid, hwpt);
@@ -218,6 +237,8 @@ int Device::attach(std::optional<std::uint32_t> pasid, std::uint32_t* pt_id)
     // PASID itself is judged when the attach reaches the hardware.
     if (auto* hwpt = ctx_.objects().find_as<HwptPaging>(*pt_id))
         return attach_hwpt(pasid, *hwpt);
+    if (auto* hwpt = ctx_.objects().find_as<HwptNested>(*pt_id))
+        return attach_hwpt(pasid, *hwpt);
     if (auto* ioas = ctx_.objects().find_as<Ioas>(*pt_id)) {
         // Automatic domains never take PASIDs; a PASID needs a HWPT
         // allocated with IOMMU_HWPT_ALLOC_PASID.
@@ -237,19 +258,34 @@ void Device::detach(std::optional<std::uint32_t> pasid)
         if (it == pasids_.end())
             return;
         emulated_.unit->attach(*emulated_.endpoint, pasid, nullptr);
-        HwptPaging* old = it->second.get();
+        Hwpt* old = it->second.get();
+        leave_fault(old);
         pasids_.erase(it);
         release_if_unused_auto(old);
         return;
     }
     if (!rid_)
         return;
-    HwptPaging* old = rid_.get();
-    old->ioas().iopt().remove_reserved(this);
+    Hwpt* old = rid_.get();
+    if (HwptPaging* paging = old->paging())
+        paging->ioas().iopt().remove_reserved(this);
+    leave_fault(old);
     rid_.reset();
     if (!group_hwpt())
         set_group_domain(nullptr);
     release_if_unused_auto(old);
+}
+
+Hwpt* Device::fault_target(std::optional<std::uint32_t> pasid) const
+{
+    if (!pasid)
+        return group_hwpt();
+    if (auto it = pasids_.find(*pasid); it != pasids_.end())
+        return it->second.get();
+    Hwpt* rid = group_hwpt();
+    if (emulated_.unit->user_pasid_table() && rid && rid->type() == ObjectType::hwpt_nested)
+        return rid;
+    return nullptr;
 }
 
 int device_bind(Context& ctx, EmulatedDevice& emulated, std::uint32_t* dev_id)
@@ -268,8 +304,13 @@ int device_bind(Context& ctx, EmulatedDevice& emulated, std::uint32_t* dev_id)
 
 int device_unbind(Context& ctx, std::uint32_t dev_id)
 {
-    if (!ctx.objects().find_as<Device>(dev_id))
+    Device* device = ctx.objects().find_as<Device>(dev_id);
+    if (!device)
         return -ENOENT;
+    // A run-time device is bound for as long as the object that made it
+    // lives (a selftest mock device), and unbound only by it.
+    if (device->emulated().runtime)
+        return -EBUSY;
     return ctx.objects().destroy_owned(dev_id);
 }
 

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <set>
 #include <stdexcept>
 
 namespace ioasid::core {
+
+Hardware::~Hardware() = default;
 
 hw::Unit& Hardware::add_unit(std::unique_ptr<hw::Unit> unit)
 {
@@ -30,7 +33,6 @@ EmulatedDevice& Hardware::add_device(const std::string& unit_name, hw::EndpointC
                               [&](const auto& g) { return g->name == group_name; });
     if (group == groups_.end()) {
         groups_.push_back(std::make_unique<DeviceGroup>(DeviceGroup{group_name, {}}));
-        group_owners_.emplace_back();
         group = std::prev(groups_.end());
     } else if ((*group)->members.front()->unit != unit->get()) {
         throw std::invalid_argument("group " + group_name + " spans units");
@@ -44,8 +46,15 @@ EmulatedDevice& Hardware::add_device(const std::string& unit_name, hw::EndpointC
     device->pasid_only = pasid_only;
     (*group)->members.push_back(device.get());
     devices_.push_back(std::move(device));
-    bound_.push_back(nullptr);
     return *devices_.back();
+}
+
+hw::Unit* Hardware::find_family(std::string_view family) const
+{
+    for (const auto& unit : units_)
+        if (unit->family() == family)
+            return unit.get();
+    return nullptr;
 }
 
 EmulatedDevice* Hardware::find_device(std::string_view name) const
@@ -64,30 +73,73 @@ EmulatedDevice* Hardware::find_vfio(std::string_view vfio_name) const
     return nullptr;
 }
 
-std::size_t Hardware::index_of(const EmulatedDevice& device) const
+EmulatedDevice& Hardware::add_runtime_device(hw::Unit& unit, std::string_view prefix, hw::EndpointConfig endpoint)
 {
-    auto it = std::find_if(devices_.begin(), devices_.end(),
-                           [&](const auto& d) { return d.get() == &device; });
-    assert(it != devices_.end());
-    return static_cast<std::size_t>(it - devices_.begin());
+    std::lock_guard guard(lock_);
+    std::string name;
+    for (unsigned n = 0;; ++n) {
+        name = std::string(prefix) + std::to_string(n);
+        if (!runtime_.contains(name) && !find_device(name))
+            break;
+    }
+    // The unit's endpoints change only here and in the topology, so this
+    // lock keeps them still.
+    std::set<std::uint32_t> rids;
+    for (const auto& e : unit.endpoints())
+        rids.insert(e->config().rid);
+    std::uint32_t rid = 0;
+    while (rids.contains(rid))
+        ++rid;
+    endpoint.name = name;
+    endpoint.rid = rid;
+
+    RuntimeDevice entry;
+    entry.group = std::make_unique<DeviceGroup>(DeviceGroup{name, {}});
+    entry.device = std::make_unique<EmulatedDevice>();
+    EmulatedDevice& device = *entry.device;
+    device.name = name;
+    device.unit = &unit;
+    device.endpoint = &unit.add_endpoint(std::move(endpoint));
+    device.group = entry.group.get();
+    device.runtime = true;
+    entry.group->members.push_back(&device);
+    runtime_.emplace(name, std::move(entry));
+    return device;
 }
 
-std::size_t Hardware::index_of(const DeviceGroup& group) const
+void Hardware::remove_runtime_device(EmulatedDevice& device)
 {
-    auto it = std::find_if(groups_.begin(), groups_.end(),
-                           [&](const auto& g) { return g.get() == &group; });
-    assert(it != groups_.end());
-    return static_cast<std::size_t>(it - groups_.begin());
+    std::lock_guard guard(lock_);
+    auto it = runtime_.find(device.name);
+    assert(it != runtime_.end() && it->second.device.get() == &device);
+    assert(!bound_.contains(&device));
+    if (it == runtime_.end())
+        return;
+    device.unit->remove_endpoint(*device.endpoint);
+    group_owners_.erase(device.group);
+    runtime_.erase(it);
+}
+
+void Hardware::for_each_device(const std::function<void(const EmulatedDevice&, const Context*)>& fn) const
+{
+    std::lock_guard guard(lock_);
+    auto owner = [&](const EmulatedDevice& device) {
+        auto it = bound_.find(&device);
+        return it == bound_.end() ? nullptr : it->second;
+    };
+    for (const auto& device : devices_)
+        fn(*device, owner(*device));
+    for (const auto& [name, entry] : runtime_)
+        fn(*entry.device, owner(*entry.device));
 }
 
 int Hardware::claim(EmulatedDevice& device, const Context& owner)
 {
     std::lock_guard guard(lock_);
-    const Context*& bound = bound_[index_of(device)];
-    Ownership& group = group_owners_[index_of(*device.group)];
-    if (bound || (group.owner && group.owner != &owner))
+    Ownership& group = group_owners_[device.group];
+    if (bound_.contains(&device) || (group.owner && group.owner != &owner))
         return -EBUSY;
-    bound = &owner;
+    bound_.emplace(&device, &owner);
     group.owner = &owner;
     ++group.bound;
     return 0;
@@ -96,20 +148,22 @@ int Hardware::claim(EmulatedDevice& device, const Context& owner)
 void Hardware::release(EmulatedDevice& device, const Context& owner)
 {
     std::lock_guard guard(lock_);
-    const Context*& bound = bound_[index_of(device)];
-    assert(bound == &owner);
-    if (bound != &owner)
+    auto it = bound_.find(&device);
+    assert(it != bound_.end() && it->second == &owner);
+    if (it == bound_.end() || it->second != &owner)
         return;
-    bound = nullptr;
-    Ownership& group = group_owners_[index_of(*device.group)];
-    if (--group.bound == 0)
-        group.owner = nullptr;
+    bound_.erase(it);
+    auto group = group_owners_.find(device.group);
+    assert(group != group_owners_.end());
+    if (group != group_owners_.end() && --group->second.bound == 0)
+        group_owners_.erase(group);
 }
 
 const Context* Hardware::owner_of(const EmulatedDevice& device) const
 {
     std::lock_guard guard(lock_);
-    return bound_[index_of(device)];
+    auto it = bound_.find(&device);
+    return it == bound_.end() ? nullptr : it->second;
 }
 
 } // namespace ioasid::core

@@ -14,7 +14,7 @@
 namespace ioasid::core {
 
 HwptPaging::HwptPaging(Ioas& ioas, std::unique_ptr<hw::Domain> domain, bool auto_domain, bool nest_parent)
-    : Object(kType), ioas_(ioas), domain_(std::move(domain)), auto_domain_(auto_domain),
+    : Hwpt(kType), ioas_(ioas), domain_(std::move(domain)), auto_domain_(auto_domain),
       nest_parent_(nest_parent)
 {
 }
@@ -36,47 +36,56 @@ int HwptPaging::add_to_ioas()
     return 0;
 }
 
-int hwpt_alloc(Context& ctx, const HwptAllocRequest& request,
-               std::unique_ptr<PendingObject<HwptPaging>>* out)
+HwptNested::HwptNested(HwptPaging& parent, std::unique_ptr<hw::NestedDomain> domain, bool pasid_capable)
+    : Hwpt(kType), parent_(parent), domain_(std::move(domain)), pasid_capable_(pasid_capable)
 {
-    Device* device = ctx.objects().find_as<Device>(request.dev_id);
-    if (!device)
-        return -ENOENT;
-    // A missing parent is EINVAL here, not ENOENT: the kernel looks it up
-    // as any type and reports every failure the same way.
-    Object* parent = nullptr;
-    for (ObjectType type : {ObjectType::ioas, ObjectType::hwpt_paging})
-        if (!parent)
-            parent = ctx.objects().find(request.pt_id, type);
-    if (!parent)
-        return -EINVAL;
+}
 
-    if (parent->type() == ObjectType::hwpt_paging) {
-        // A nested (stage-1) HWPT over a nesting parent.
-        auto& nest_parent = static_cast<HwptPaging&>(*parent);
-        if (request.flags & ~std::uint32_t{IOMMU_HWPT_FAULT_ID_VALID})
-            return -EOPNOTSUPP;
-        if (request.data_len == 0)
-            return -EOPNOTSUPP;
-        // iommufd_hwpt_nested_alloc(): a parent of another driver
-        // (domain->owner != ops) is as unusable as an automatic one.
-        if (nest_parent.auto_domain() || !nest_parent.nest_parent() ||
-            nest_parent.domain().unit().family() != device->emulated().unit->family())
-            return -EINVAL;
-        // No unit takes user-owned first-stage tables yet.
+// The domain, declared after the parent's reference, goes first.
+HwptNested::~HwptNested() = default;
+
+namespace {
+
+// iommufd_hwpt_nested_alloc(), with the PASID flag of 6.15 as paging
+// HWPTs have it here.
+int nested_alloc(Context& ctx, HwptPaging& parent, Device& device, const HwptAllocRequest& request,
+                 std::unique_ptr<PendingObject<Hwpt>>* out)
+{
+    constexpr std::uint32_t kNestedFlags = IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
+    if ((request.flags & ~kNestedFlags) || request.data.length == 0)
         return -EOPNOTSUPP;
-    }
+    // A parent of another driver (domain->owner != ops) is as unusable as
+    // an automatic one.
+    const EmulatedDevice& emulated = device.emulated();
+    if (parent.auto_domain() || !parent.nest_parent() ||
+        parent.domain().unit().family() != emulated.unit->family())
+        return -EINVAL;
+    std::unique_ptr<hw::NestedDomain> domain;
+    if (int rc = emulated.unit->alloc_nested_domain(*emulated.endpoint, parent.domain(), request.data, &domain))
+        return rc;
+    auto pending = std::make_unique<PendingObject<Hwpt>>(
+        ctx.objects(), std::make_unique<HwptNested>(parent, std::move(domain),
+                                                    (request.flags & IOMMU_HWPT_ALLOC_PASID) != 0));
+    if (!pending->id())
+        return -EBUSY;
+    *out = std::move(pending);
+    return 0;
+}
 
+// iommufd_hwpt_paging_alloc() for IOMMU_HWPT_ALLOC.
+int paging_alloc(Context& ctx, Ioas& ioas, Device& device, const HwptAllocRequest& request,
+                 std::unique_ptr<PendingObject<Hwpt>>* out)
+{
     constexpr std::uint32_t kPagingFlags =
         IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_PASID;
     if (request.flags & ~kPagingFlags)
         return -EOPNOTSUPP;
-    const EmulatedDevice& emulated = device->emulated();
+    const EmulatedDevice& emulated = device.emulated();
     if ((request.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) &&
         !(emulated.unit->hw_info(*emulated.endpoint).capabilities & IOMMU_HW_CAP_DIRTY_TRACKING))
         return -EOPNOTSUPP;
     // Driver data for a paging domain: no family defines any.
-    if (request.data_type != IOMMU_HWPT_DATA_NONE)
+    if (request.data.type != IOMMU_HWPT_DATA_NONE)
         return -EOPNOTSUPP;
 
     const hw::DomainRequest domain_request{
@@ -87,15 +96,58 @@ int hwpt_alloc(Context& ctx, const HwptAllocRequest& request,
     std::unique_ptr<hw::Domain> domain;
     if (int rc = emulated.unit->alloc_domain(*emulated.endpoint, domain_request, &domain))
         return rc;
-    auto pending = std::make_unique<PendingObject<HwptPaging>>(
-        ctx.objects(), std::make_unique<HwptPaging>(static_cast<Ioas&>(*parent), std::move(domain),
-                                                    false, domain_request.nest_parent));
+    auto hwpt = std::make_unique<HwptPaging>(ioas, std::move(domain), false, domain_request.nest_parent);
+    HwptPaging& paging = *hwpt;
+    auto pending = std::make_unique<PendingObject<Hwpt>>(ctx.objects(), std::move(hwpt));
     if (!pending->id())
         return -EBUSY;
-    if (int rc = (*pending)->add_to_ioas())
+    if (int rc = paging.add_to_ioas())
         return rc;
     *out = std::move(pending);
     return 0;
+}
+
+} // namespace
+
+int hwpt_alloc(Context& ctx, const HwptAllocRequest& request, std::unique_ptr<PendingObject<Hwpt>>* out)
+{
+    Device* device = ctx.objects().find_as<Device>(request.dev_id);
+    if (!device)
+        return -ENOENT;
+    // A missing parent is EINVAL here, not ENOENT: the kernel looks it up
+    // as any type and reports every failure the same way; a nested HWPT
+    // cannot be a parent.
+    std::unique_ptr<PendingObject<Hwpt>> pending;
+    if (auto* ioas = ctx.objects().find_as<Ioas>(request.pt_id)) {
+        if (int rc = paging_alloc(ctx, *ioas, *device, request, &pending))
+            return rc;
+    } else if (auto* parent = ctx.objects().find_as<HwptPaging>(request.pt_id)) {
+        if (int rc = nested_alloc(ctx, *parent, *device, request, &pending))
+            return rc;
+    } else {
+        return -EINVAL;
+    }
+
+    // The fault is looked up once the HWPT exists, which a missing one
+    // then undoes (iommufd_hwpt_alloc()).
+    if (request.flags & IOMMU_HWPT_FAULT_ID_VALID) {
+        Fault* fault = ctx.objects().find_as<Fault>(request.fault_id);
+        if (!fault)
+            return -ENOENT;
+        (*pending)->set_fault(*fault);
+    }
+    *out = std::move(pending);
+    return 0;
+}
+
+int hwpt_invalidate(Context& ctx, std::uint32_t hwpt_id, hw::UserDataArray* array)
+{
+    auto* hwpt = ctx.objects().find_as<HwptNested>(hwpt_id);
+    if (!hwpt) {
+        array->entry_num = 0;
+        return -ENOENT;
+    }
+    return hwpt->domain().invalidate_user(*array);
 }
 
 int hwpt_set_dirty_tracking(Context& ctx, std::uint32_t hwpt_id, bool enable)

@@ -1,5 +1,7 @@
-// HWPT_PAGING objects: a hardware page table (a unit's domain) that mirrors
-// one IOAS, and the HWPT ioctls, as typed operations on a context.
+// HWPT objects, the kernel's iommufd_hw_pagetable: a paging HWPT (a unit's
+// domain mirroring one IOAS) or a nested one (a first stage owned by the
+// client over a paging parent), and the HWPT ioctls, as typed operations on
+// a context.
 #pragma once
 
 #include <cstdint>
@@ -8,13 +10,40 @@
 #include <span>
 
 #include "context.h"
+#include "fault.h"
 #include "hwmodels/common/domain.h"
+#include "hwmodels/common/nested_domain.h"
+#include "hwmodels/common/user_data.h"
 #include "ioas.h"
 #include "object.h"
 
 namespace ioasid::core {
 
-class HwptPaging final : public Object {
+class HwptPaging;
+
+// What devices attach to, of either kind.
+class Hwpt : public Object {
+public:
+    [[nodiscard]] virtual hw::Domain& domain() const = 0;
+    // The paging HWPT itself, or nullptr for a nested one (find_hwpt_paging()
+    // in the kernel keeps the nested's parent apart: IOVA reservations and
+    // auto-domain rules follow paging HWPTs only).
+    [[nodiscard]] virtual HwptPaging* paging() = 0;
+    [[nodiscard]] virtual bool pasid_capable() const = 0;
+
+    // The fault queue page requests of attached devices go to, if any
+    // (IOMMU_HWPT_FAULT_ID_VALID).
+    [[nodiscard]] Fault* fault() const { return fault_.get(); }
+    void set_fault(Fault& fault) { fault_ = ObjectRef<Fault>(fault); }
+
+protected:
+    using Object::Object;
+
+private:
+    ObjectRef<Fault> fault_;
+};
+
+class HwptPaging final : public Hwpt {
 public:
     static constexpr ObjectType kType = ObjectType::hwpt_paging;
     // An automatic domain is made by attaching a device to an IOAS and
@@ -22,15 +51,17 @@ public:
     HwptPaging(Ioas& ioas, std::unique_ptr<hw::Domain> domain, bool auto_domain, bool nest_parent);
     ~HwptPaging() override;
 
+    [[nodiscard]] hw::Domain& domain() const override { return *domain_; }
+    [[nodiscard]] HwptPaging* paging() override { return this; }
+    [[nodiscard]] bool pasid_capable() const override { return domain_->request().pasid; }
+
     // Puts the domain in the IOAS, which fills it; errors as
     // IoPagetable::add_domain().
     [[nodiscard]] int add_to_ioas();
 
     [[nodiscard]] Ioas& ioas() const { return *ioas_; }
-    [[nodiscard]] hw::Domain& domain() const { return *domain_; }
     [[nodiscard]] bool auto_domain() const { return auto_domain_; }
     [[nodiscard]] bool nest_parent() const { return nest_parent_; }
-    [[nodiscard]] bool pasid_capable() const { return domain_->request().pasid; }
 
 private:
     ObjectRef<Ioas> ioas_;
@@ -40,18 +71,41 @@ private:
     bool in_ioas_ = false;
 };
 
+// A nested HWPT: the unit's nested domain, which keeps its parent busy.
+class HwptNested final : public Hwpt {
+public:
+    static constexpr ObjectType kType = ObjectType::hwpt_nested;
+    // `pasid_capable`: allocated with IOMMU_HWPT_ALLOC_PASID.
+    HwptNested(HwptPaging& parent, std::unique_ptr<hw::NestedDomain> domain, bool pasid_capable);
+    ~HwptNested() override;
+
+    [[nodiscard]] hw::NestedDomain& domain() const override { return *domain_; }
+    [[nodiscard]] HwptPaging* paging() override { return nullptr; }
+    [[nodiscard]] bool pasid_capable() const override { return pasid_capable_; }
+    [[nodiscard]] HwptPaging& parent() const { return *parent_; }
+
+private:
+    ObjectRef<HwptPaging> parent_;
+    std::unique_ptr<hw::NestedDomain> domain_;
+    bool pasid_capable_;
+};
+
 struct HwptAllocRequest {
     std::uint32_t dev_id;
     std::uint32_t pt_id;
-    std::uint32_t flags;     // enum iommufd_hwpt_alloc_flags, unchecked
-    std::uint32_t data_type; // enum iommu_hwpt_data_type
-    std::uint32_t data_len;
+    std::uint32_t flags;    // enum iommufd_hwpt_alloc_flags, unchecked
+    hw::UserData data;      // data_type, data_len and the client's bytes
+    std::uint32_t fault_id; // with IOMMU_HWPT_FAULT_ID_VALID
 };
 
 // IOMMU_HWPT_ALLOC after the struct's own checks. On success *out holds the
 // object, published by the caller once its id reached the client.
 [[nodiscard]] int hwpt_alloc(Context& ctx, const HwptAllocRequest& request,
-                             std::unique_ptr<PendingObject<HwptPaging>>* out);
+                             std::unique_ptr<PendingObject<Hwpt>>* out);
+
+// IOMMU_HWPT_INVALIDATE after the struct's own checks: the nested domain
+// processes the entries; array->entry_num becomes the number done.
+[[nodiscard]] int hwpt_invalidate(Context& ctx, std::uint32_t hwpt_id, hw::UserDataArray* array);
 
 // IOMMU_HWPT_SET_DIRTY_TRACKING.
 [[nodiscard]] int hwpt_set_dirty_tracking(Context& ctx, std::uint32_t hwpt_id, bool enable);

@@ -304,6 +304,54 @@ int IoPagetable::unmap_range(IovaRange range, std::uint64_t* unmapped)
     }
 }
 
+int IoPagetable::cut(std::span<const std::uint64_t> iovas)
+{
+    for (std::uint64_t iova : iovas) {
+        auto it = first_area_in({iova, iova});
+        if (it == areas_.end())
+            continue;
+        if (int rc = split_area(*it, iova))
+            return rc;
+    }
+    return 0;
+}
+
+// The rules of iopt_area_split(): both halves keep the same pages and
+// domain contents, so nothing is mapped or unmapped, only the area set
+// changes.
+int IoPagetable::split_area(Area& area, std::uint64_t iova)
+{
+    if (iova == area.iova.first || iova == area.iova.last)
+        return 0;
+    if (area.prevent_access)
+        return -EBUSY;
+    const std::uint64_t new_first = iova + 1;
+    if (!aligned(new_first, iova_alignment_) || !aligned(area.byte_at(new_first), iova_alignment_))
+        return -EINVAL;
+    // Pins taken through an access are counted per area, and cannot be
+    // shared out between two.
+    if (area.num_accesses)
+        return -EINVAL;
+    // A domain may have put the area in one large leaf it cannot split.
+    if (area.pinned_for_domains && !disable_large_pages_)
+        return -EINVAL;
+
+    auto rhs = std::make_unique<Area>();
+    rhs->iova = {new_first, area.iova.last};
+    rhs->pages = area.pages;
+    rhs->start_byte = area.byte_at(new_first);
+    rhs->readable = area.readable;
+    rhs->writable = area.writable;
+    rhs->pinned_for_domains = area.pinned_for_domains;
+    // Each half unpins its own pages later. With domains the alignment is
+    // at least a page (large pages are off), so no page is in both halves.
+    assert(!area.pinned_for_domains || area.byte_at(iova) / kPageSize != rhs->first_index());
+    // Shrinking the left half keeps its place in the set, ordered by first.
+    area.iova.last = iova;
+    areas_.insert(*rhs.release());
+    return 0;
+}
+
 int IoPagetable::set_allowed(std::vector<IovaRange> allowed)
 {
     std::sort(allowed.begin(), allowed.end(),

@@ -48,6 +48,13 @@ public:
     // stops the walk with -ENOENT, leaving what was removed removed.
     // *unmapped gets the bytes removed, also on error.
     [[nodiscard]] int unmap_range(IovaRange range, std::uint64_t* unmapped);
+    // Splits the area holding each IOVA of `iovas` so that the IOVA is the
+    // last of one area, which lets VFIO type1 unmap part of a mapping (the
+    // kernel's iopt_cut_iova()). Stops at the first split refused: -EBUSY
+    // for an area being unmapped, -EINVAL for a point off the IOVA
+    // alignment, an area with access pins, or one domains may hold in
+    // large leaves. Cuts already made stay.
+    [[nodiscard]] int cut(std::span<const std::uint64_t> iovas);
 
     // IOMMU_IOAS_ALLOW_IOVAS after decoding: replaces the allowed list.
     [[nodiscard]] int set_allowed(std::vector<IovaRange> allowed);
@@ -103,6 +110,7 @@ private:
     [[nodiscard]] int check_iova(std::uint64_t iova, std::uint64_t length) const;
     [[nodiscard]] int calculate_iova_alignment();
     void remove_area(Area& area);
+    [[nodiscard]] int split_area(Area& area, std::uint64_t iova);
     [[nodiscard]] int fill_area(Area& area);
     void unfill_area(Area& area);
     [[nodiscard]] int map_area(const Area& area, hw::Domain& domain) const;

@@ -15,8 +15,11 @@ namespace ioasid::core {
 enum class ObjectType {
     device,
     hwpt_paging,
+    hwpt_nested,
     ioas,
     access,
+    fault,
+    selftest, // IOMMUFD_OBJ_SELFTEST: a mock device of IOMMU_TEST_CMD
 };
 
 class Object {

@@ -1,5 +1,6 @@
 #include "pages.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cerrno>
@@ -22,7 +23,11 @@ public:
 
     int check_range(std::uint64_t offset, std::uint64_t length, bool for_write) override
     {
-        return process_->memory().check_mapped(uptr_ + offset, length, for_write);
+        // The process that mapped the range may have exited since (a
+        // forked child, say); its pages are then as unreachable as the
+        // kernel finds them when mmget_not_zero() on the source mm fails.
+        const int rc = process_->memory().check_mapped(uptr_ + offset, length, for_write);
+        return rc == -ESRCH ? -EFAULT : rc;
     }
     int read(std::uint64_t offset, std::span<std::byte> out) override
     {
@@ -150,6 +155,7 @@ int Pages::create(std::shared_ptr<memory::Caller> source, std::uint64_t user_va,
     auto memory = std::make_unique<UserSource>(source, uptr);
     *out = std::make_shared<Pages>(Key{}, std::move(memory), std::move(source), uptr, npages,
                                    writable, mode, services);
+    (*out)->user_memory_ = true;
     return 0;
 }
 
@@ -243,6 +249,15 @@ std::uint64_t Pages::pinned_within(std::uint64_t first, std::uint64_t last) cons
     return count;
 }
 
+template <typename Fn>
+void Pages::for_each_single_pin(std::uint64_t first, std::uint64_t last, Fn fn) const
+{
+    auto range = pins_.equal_range(Interval::closed(first, last));
+    for (auto it = range.first; it != range.second; ++it)
+        if (it->second == 1)
+            fn(std::max(first, boost::icl::first(it->first)), std::min(last, boost::icl::last(it->first)));
+}
+
 int Pages::pin(std::uint64_t first, std::uint64_t last)
 {
     assert(first <= last && last < npages_);
@@ -273,16 +288,28 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
     }
     pins_ += std::make_pair(Interval::closed(first, last), std::uint32_t{1});
     npinned_ += newly;
+    // What just went from no pin to one is what the process's pages gained.
+    if (user_memory_)
+        for_each_single_pin(first, last, [&](std::uint64_t lo, std::uint64_t hi) {
+            services_.accounting.note_pinned(owner_->process_key(), start_ / kPageSize + lo,
+                                             start_ / kPageSize + hi);
+        });
     return 0;
 }
 
 void Pages::unpin(std::uint64_t first, std::uint64_t last)
 {
     assert(first <= last && last < npages_);
-    std::uint64_t before = pinned_within(first, last);
+    // Pages pinned once now are the ones this unpin releases.
+    std::uint64_t released = 0;
+    for_each_single_pin(first, last, [&](std::uint64_t lo, std::uint64_t hi) {
+        released += hi - lo + 1;
+        if (user_memory_)
+            services_.accounting.note_unpinned(owner_->process_key(), start_ / kPageSize + lo,
+                                               start_ / kPageSize + hi);
+    });
     // interval_map drops segments whose count reaches zero.
     pins_ -= std::make_pair(Interval::closed(first, last), std::uint32_t{1});
-    std::uint64_t released = before - pinned_within(first, last);
     npinned_ -= released;
     services_.accounting.uncharge(mode_, *owner_, released);
     release_unpinned_chunks(first, last);

@@ -78,6 +78,9 @@ public:
     [[nodiscard]] AccountMode account_mode() const { return mode_; }
     // Who the pins are charged to: the process that made the mapping.
     [[nodiscard]] const memory::Caller& owner() const { return *owner_; }
+    // Whether the pages are the owner's memory at uptr() (IOMMU_IOAS_MAP),
+    // rather than a file's.
+    [[nodiscard]] bool user_memory() const { return user_memory_; }
 
     // Takes one pin on each page of [first, last] (page indexes). Pages not
     // pinned before must pass the source's check (-EFAULT for unmapped
@@ -103,6 +106,9 @@ private:
     // and a chunk is contiguous and aligned, as a huge page would be.
     static constexpr std::uint64_t kChunkPages = 512;
     [[nodiscard]] std::uint64_t pinned_within(std::uint64_t first, std::uint64_t last) const;
+    // Calls fn(lo, hi) for each run of [first, last] pinned exactly once.
+    template <typename Fn>
+    void for_each_single_pin(std::uint64_t first, std::uint64_t last, Fn fn) const;
     [[nodiscard]] int reserve_chunks(std::uint64_t first, std::uint64_t last);
     void release_unpinned_chunks(std::uint64_t first, std::uint64_t last);
 
@@ -111,6 +117,7 @@ private:
     std::uint64_t start_;
     std::uint64_t npages_;
     bool writable_;
+    bool user_memory_ = false;
     AccountMode mode_;
     PinServices services_;
 

@@ -1,5 +1,6 @@
 #include "pin_accounting.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 
@@ -74,6 +75,53 @@ std::uint64_t PinAccounting::process_pages(std::uint64_t process_key) const
     std::lock_guard guard(lock_);
     auto it = per_process_.find(process_key);
     return it == per_process_.end() ? 0 : it->second;
+}
+
+void PinAccounting::note_pinned(std::uint64_t process_key, std::uint64_t first_vpn, std::uint64_t last_vpn)
+{
+    std::lock_guard guard(lock_);
+    page_pins_[process_key] +=
+        std::make_pair(boost::icl::discrete_interval<std::uint64_t>::closed(first_vpn, last_vpn), std::uint32_t{1});
+}
+
+void PinAccounting::note_unpinned(std::uint64_t process_key, std::uint64_t first_vpn, std::uint64_t last_vpn)
+{
+    std::lock_guard guard(lock_);
+    auto it = page_pins_.find(process_key);
+    assert(it != page_pins_.end());
+    if (it == page_pins_.end())
+        return;
+    // interval_map drops the segments whose count reaches zero.
+    it->second -=
+        std::make_pair(boost::icl::discrete_interval<std::uint64_t>::closed(first_vpn, last_vpn), std::uint32_t{1});
+    if (it->second.empty())
+        page_pins_.erase(it);
+}
+
+std::optional<std::uint64_t> PinAccounting::first_page_pinned_otherwise(std::uint64_t process_key,
+                                                                        std::uint64_t first_vpn,
+                                                                        std::uint64_t last_vpn,
+                                                                        std::uint32_t pins) const
+{
+    std::lock_guard guard(lock_);
+    auto process = page_pins_.find(process_key);
+    if (process == page_pins_.end())
+        return pins == 0 ? std::nullopt : std::optional(first_vpn);
+    std::uint64_t next = first_vpn; // first page not yet compared
+    auto range = process->second.equal_range(boost::icl::discrete_interval<std::uint64_t>::closed(first_vpn, last_vpn));
+    for (auto it = range.first; it != range.second; ++it) {
+        const std::uint64_t lo = std::max(first_vpn, boost::icl::first(it->first));
+        if (lo > next && pins != 0)
+            return next; // unpinned pages before this run
+        if (it->second != pins)
+            return lo;
+        next = boost::icl::last(it->first) + 1;
+        if (next == 0 || next > last_vpn)
+            return std::nullopt;
+    }
+    if (next <= last_vpn && pins != 0)
+        return next;
+    return std::nullopt;
 }
 
 } // namespace ioasid::core

@@ -13,6 +13,7 @@
 #include "device.h"
 #include "hw_pagetable.h"
 #include "ioas.h"
+#include "selftest_device.h"
 
 namespace ioasid::core {
 namespace {
@@ -73,6 +74,23 @@ json describe_context(Context& ctx)
             entry["pasid_capable"] = hwpt.pasid_capable();
             break;
         }
+        case ObjectType::hwpt_nested: {
+            const auto& hwpt = static_cast<const HwptNested&>(object);
+            entry["type"] = "hwpt_nested";
+            entry["parent"] = hwpt.parent().id();
+            entry["unit"] = hwpt.domain().unit().name();
+            entry["format"] = hwpt.domain().format_name();
+            if (hwpt.fault())
+                entry["fault"] = hwpt.fault()->id();
+            break;
+        }
+        case ObjectType::fault: {
+            const auto& fault = static_cast<const Fault&>(object);
+            entry["type"] = "fault";
+            entry["queued"] = fault.queued();
+            entry["awaiting_response"] = fault.awaiting_response();
+            break;
+        }
         case ObjectType::device: {
             const auto& device = static_cast<const Device&>(object);
             entry["type"] = "device";
@@ -84,6 +102,13 @@ json describe_context(Context& ctx)
                 pasids[std::to_string(pasid)] = hwpt->id();
             if (!pasids.empty())
                 entry["pasids"] = std::move(pasids);
+            break;
+        }
+        case ObjectType::selftest: {
+            const auto& stdev = static_cast<const SelftestDevice&>(object);
+            entry["type"] = "selftest";
+            entry["name"] = stdev.emulated().name;
+            entry["device"] = stdev.dev_id();
             break;
         }
         }
@@ -139,18 +164,18 @@ json describe_hardware(const Hardware& hardware)
                            {"entries", stats.entries}}}});
     }
     json devices = json::array();
-    for (const auto& device : hardware.devices()) {
-        json entry = {{"name", device->name},
-                      {"unit", device->unit->name()},
-                      {"vfio", device->vfio_name},
-                      {"rid", device->endpoint->config().rid},
-                      {"group", device->group->name},
-                      {"pasid_bits", device->pasid_bits()},
-                      {"pasid_only", device->pasid_only}};
-        if (const Context* owner = hardware.owner_of(*device))
+    hardware.for_each_device([&](const EmulatedDevice& device, const Context* owner) {
+        json entry = {{"name", device.name},
+                      {"unit", device.unit->name()},
+                      {"vfio", device.vfio_name},
+                      {"rid", device.endpoint->config().rid},
+                      {"group", device.group->name},
+                      {"pasid_bits", device.pasid_bits()},
+                      {"pasid_only", device.pasid_only}};
+        if (owner)
             entry["context"] = owner->serial();
         devices.push_back(std::move(entry));
-    }
+    });
     return {{"units", std::move(units)}, {"devices", std::move(devices)}};
 }
 

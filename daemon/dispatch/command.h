@@ -62,6 +62,8 @@ int hwpt_alloc_command(Command& cmd, void* buf);
 int get_hw_info_command(Command& cmd, void* buf);
 int hwpt_set_dirty_tracking_command(Command& cmd, void* buf);
 int hwpt_get_dirty_bitmap_command(Command& cmd, void* buf);
+int hwpt_invalidate_command(Command& cmd, void* buf);
+int fault_alloc_command(Command& cmd, void* buf);
 int emu_device_bind_command(Command& cmd, void* buf);
 int emu_device_unbind_command(Command& cmd, void* buf);
 int emu_device_attach_command(Command& cmd, void* buf);
@@ -69,5 +71,11 @@ int emu_device_detach_command(Command& cmd, void* buf);
 int emu_dma_command(Command& cmd, void* buf);
 int emu_pt_dump_command(Command& cmd, void* buf);
 int test_command(Command& cmd, void* buf);
+
+// The VFIO type1 container ioctls (vfio_compat_commands.cpp), which read
+// and write the client's memory themselves (cmd.user_size is 0): the
+// handler for exactly `cmd`, or nullptr.
+using VfioCompatHandler = int (*)(Command& cmd);
+[[nodiscard]] VfioCompatHandler find_vfio_compat(unsigned int cmd);
 
 } // namespace ioasid::dispatch

@@ -76,6 +76,10 @@ constexpr auto kOps = [] {
     ops[IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP - kBase] = make_op<iommu_hwpt_get_dirty_bitmap>(
         IOMMU_HWPT_GET_DIRTY_BITMAP, END_OF(iommu_hwpt_get_dirty_bitmap, data),
         hwpt_get_dirty_bitmap_command);
+    ops[IOMMUFD_CMD_HWPT_INVALIDATE - kBase] = make_op<iommu_hwpt_invalidate>(
+        IOMMU_HWPT_INVALIDATE, END_OF(iommu_hwpt_invalidate, __reserved), hwpt_invalidate_command);
+    ops[IOMMUFD_CMD_FAULT_QUEUE_ALLOC - kBase] = make_op<iommu_fault_alloc>(
+        IOMMU_FAULT_QUEUE_ALLOC, END_OF(iommu_fault_alloc, out_fault_fd), fault_alloc_command);
     ops[IOMMUFD_CMD_IOAS_MAP_FILE - kBase] = make_op<iommu_ioas_map_file>(
         IOMMU_IOAS_MAP_FILE, END_OF(iommu_ioas_map_file, iova), ioas_map_file_command);
     ops[kTestNr - kBase] =
@@ -161,20 +165,36 @@ int copy_struct_in(memory::CallerMemory& mem, std::uint64_t arg, std::uint32_t u
     return 0;
 }
 
+// iommufd_fops_ioctl() hands a number outside its table, of any type, to
+// the VFIO compatibility ioctls; ours are not the kernel's to route.
+VfioCompatHandler find_vfio(unsigned int cmd)
+{
+    const unsigned nr = _IOC_NR(cmd);
+    const bool outside = nr < kBase || nr - kBase >= kOps.size();
+    return outside && _IOC_TYPE(cmd) != IOASID_EMU_TYPE ? find_vfio_compat(cmd) : nullptr;
+}
+
 } // namespace
 
 bool known(unsigned int cmd)
 {
     const Op* op = find_op(cmd);
-    return op && op->handler;
+    return (op && op->handler) || find_vfio(cmd);
 }
 
 int ioctl(core::Context& ctx, unsigned int cmd, const std::shared_ptr<memory::Caller>& caller,
           std::uint64_t arg)
 {
     const Op* found = find_op(cmd);
-    if (!found)
-        return -ENOTTY;
+    if (!found) {
+        VfioCompatHandler vfio = find_vfio(cmd);
+        if (!vfio)
+            return -ENOTTY;
+        std::lock_guard guard(ctx.lock());
+        ctx.note_caller(caller->tgid());
+        Command command{ctx, caller, arg, 0};
+        return vfio(command);
+    }
     const Op& op = *found;
 
     std::unique_lock guard(ctx.lock(), std::defer_lock);

@@ -9,8 +9,26 @@
 #include "command.h"
 #include "core/device.h"
 #include "core/hw_pagetable.h"
+#include "hwmodels/common/user_data.h"
 
 namespace ioasid::dispatch {
+
+namespace {
+
+// Client bytes at `base`: a unit reads only what its format defines.
+hw::UserDataReader reader_at(const Command& cmd, std::uint64_t base)
+{
+    return [&cmd, base](std::uint64_t offset, std::span<std::byte> out) {
+        if (out.empty())
+            return 0;
+        std::uint64_t at;
+        if (__builtin_add_overflow(base, offset, &at))
+            return -EFAULT;
+        return cmd.mem().read(at, out) ? -EFAULT : 0;
+    };
+}
+
+} // namespace
 
 int hwpt_alloc_command(Command& cmd, void* buf)
 {
@@ -19,8 +37,10 @@ int hwpt_alloc_command(Command& cmd, void* buf)
         return -EOPNOTSUPP;
     if ((args.data_type == IOMMU_HWPT_DATA_NONE) != (args.data_len == 0))
         return -EINVAL;
-    core::HwptAllocRequest request{args.dev_id, args.pt_id, args.flags, args.data_type, args.data_len};
-    std::unique_ptr<core::PendingObject<core::HwptPaging>> pending;
+    const core::HwptAllocRequest request{args.dev_id, args.pt_id, args.flags,
+                                         hw::UserData{args.data_type, args.data_len, reader_at(cmd, args.data_uptr)},
+                                         args.fault_id};
+    std::unique_ptr<core::PendingObject<core::Hwpt>> pending;
     if (int rc = core::hwpt_alloc(cmd.ctx, request, &pending))
         return rc;
     args.out_hwpt_id = pending->id();
@@ -29,6 +49,34 @@ int hwpt_alloc_command(Command& cmd, void* buf)
         return -EFAULT;
     pending->publish();
     return 0;
+}
+
+// The kernel's bounds on one call, so it cannot keep the CPU for long
+// (iommufd_hwpt_invalidate()).
+constexpr std::uint32_t kInvalidateEntryNumMax = 1U << 19;
+constexpr std::uint32_t kInvalidateEntryLenMax = 4096;
+
+int hwpt_invalidate_command(Command& cmd, void* buf)
+{
+    auto& args = *static_cast<iommu_hwpt_invalidate*>(buf);
+    hw::UserDataArray array{args.data_type, args.entry_len, args.entry_num, reader_at(cmd, args.data_uptr)};
+    std::uint32_t done = 0;
+    int rc;
+    if (args.__reserved) {
+        rc = -EOPNOTSUPP;
+    } else if (args.entry_num && (!args.data_uptr || !args.entry_len || args.entry_len > kInvalidateEntryLenMax ||
+                                  args.entry_num > kInvalidateEntryNumMax)) {
+        rc = -EINVAL;
+    } else {
+        rc = core::hwpt_invalidate(cmd.ctx, args.hwpt_id, &array);
+        done = array.entry_num;
+    }
+    // entry_num always goes back, failure or not: the entries done before
+    // a bad one count.
+    args.entry_num = done;
+    if (cmd.respond(args))
+        return -EFAULT;
+    return rc;
 }
 
 int get_hw_info_command(Command& cmd, void* buf)

@@ -1,6 +1,7 @@
 // Decoding of ioctl structs for the daemon's --trace output.
 #include <ioasid/emu.h>
 #include <ioasid/iommufd.h>
+#include <ioasid/vfio.h>
 #include <linux/ioctl.h>
 
 #include <algorithm>
@@ -32,7 +33,7 @@ struct Field {
 
 template <typename S>
 std::string format(std::string_view name, memory::CallerMemory& mem, std::uint64_t arg,
-                   std::initializer_list<Field<S>> fields)
+                   std::initializer_list<Field<S>> fields, std::string_view size_name = "size")
 {
     std::string out(name);
     std::uint32_t size = 0;
@@ -43,10 +44,10 @@ std::string format(std::string_view name, memory::CallerMemory& mem, std::uint64
     S value{};
     const std::size_t n = std::min<std::size_t>(size, sizeof(S));
     if (mem.read(arg, std::as_writable_bytes(std::span(&value, 1)).first(n))) {
-        out += "{size=" + std::to_string(size) + ", rest unreadable}";
+        out += "{" + std::string(size_name) + "=" + std::to_string(size) + ", rest unreadable}";
         return out;
     }
-    out += "{size=" + std::to_string(size);
+    out += "{" + std::string(size_name) + "=" + std::to_string(size);
     for (const Field<S>& field : fields) {
         char buf[32];
         const std::uint64_t v = field.get(value);
@@ -159,6 +160,43 @@ std::string describe(unsigned int cmd, memory::CallerMemory& mem, std::uint64_t 
              FIELD(iommu_hwpt_get_dirty_bitmap, iova, hex),
              FIELD(iommu_hwpt_get_dirty_bitmap, length, hex),
              FIELD(iommu_hwpt_get_dirty_bitmap, page_size, hex)});
+    case IOMMU_HWPT_INVALIDATE:
+        return format<iommu_hwpt_invalidate>("IOMMU_HWPT_INVALIDATE", mem, arg,
+                                             {FIELD(iommu_hwpt_invalidate, hwpt_id, dec),
+                                              FIELD(iommu_hwpt_invalidate, data_type, hex),
+                                              FIELD(iommu_hwpt_invalidate, entry_len, dec),
+                                              FIELD(iommu_hwpt_invalidate, entry_num, dec)});
+    case IOMMU_FAULT_QUEUE_ALLOC:
+        return format<iommu_fault_alloc>("IOMMU_FAULT_QUEUE_ALLOC", mem, arg,
+                                         {FIELD(iommu_fault_alloc, flags, hex),
+                                          FIELD(iommu_fault_alloc, out_fault_id, dec),
+                                          FIELD(iommu_fault_alloc, out_fault_fd, dec)});
+    // The VFIO container ioctls: three take an integer, the rest argsz.
+    case VFIO_GET_API_VERSION:
+        return "VFIO_GET_API_VERSION";
+    case VFIO_CHECK_EXTENSION:
+        return "VFIO_CHECK_EXTENSION(" + std::to_string(arg) + ")";
+    case VFIO_SET_IOMMU:
+        return "VFIO_SET_IOMMU(" + std::to_string(arg) + ")";
+    case VFIO_IOMMU_GET_INFO:
+        return format<vfio_iommu_type1_info>("VFIO_IOMMU_GET_INFO", mem, arg,
+                                             {FIELD(vfio_iommu_type1_info, flags, hex),
+                                              FIELD(vfio_iommu_type1_info, iova_pgsizes, hex),
+                                              FIELD(vfio_iommu_type1_info, cap_offset, dec)},
+                                             "argsz");
+    case VFIO_IOMMU_MAP_DMA:
+        return format<vfio_iommu_type1_dma_map>("VFIO_IOMMU_MAP_DMA", mem, arg,
+                                                {FIELD(vfio_iommu_type1_dma_map, flags, hex),
+                                                 FIELD(vfio_iommu_type1_dma_map, vaddr, hex),
+                                                 FIELD(vfio_iommu_type1_dma_map, iova, hex),
+                                                 FIELD(vfio_iommu_type1_dma_map, size, hex)},
+                                                "argsz");
+    case VFIO_IOMMU_UNMAP_DMA:
+        return format<vfio_iommu_type1_dma_unmap>("VFIO_IOMMU_UNMAP_DMA", mem, arg,
+                                                  {FIELD(vfio_iommu_type1_dma_unmap, flags, hex),
+                                                   FIELD(vfio_iommu_type1_dma_unmap, iova, hex),
+                                                   FIELD(vfio_iommu_type1_dma_unmap, size, hex)},
+                                                  "argsz");
     case IOASID_EMU_DEVICE_BIND:
         return format<ioasid_emu_device_bind>("IOASID_EMU_DEVICE_BIND", mem, arg,
                                               {FIELD(ioasid_emu_device_bind, flags, hex),

@@ -46,6 +46,57 @@ int BufferCaller::take_fd(int fd, UniqueFd* out)
     return 0;
 }
 
+int BufferCaller::hand_over_file(std::shared_ptr<core::ClientFile> file, std::uint64_t number_addr)
+{
+    int number = 0;
+    {
+        std::lock_guard guard(lock_);
+        while (fds_.contains(number) || files_.contains(number))
+            ++number;
+    }
+    const auto value = static_cast<std::uint32_t>(number);
+    if (int rc = write(number_addr, std::as_bytes(std::span(&value, 1))))
+        return rc;
+    std::lock_guard guard(lock_);
+    files_.emplace(number, std::move(file));
+    return 0;
+}
+
+int BufferCaller::find_file(int fd, std::shared_ptr<core::ClientFile>* file)
+{
+    std::lock_guard guard(lock_);
+    if (auto it = files_.find(fd); it != files_.end()) {
+        *file = it->second;
+        return 0;
+    }
+    return fds_.contains(fd) ? -EBADFD : -EBADF;
+}
+
+std::shared_ptr<core::ClientFile> BufferCaller::file(int number)
+{
+    std::lock_guard guard(lock_);
+    auto it = files_.find(number);
+    return it == files_.end() ? nullptr : it->second;
+}
+
+void BufferCaller::close_file(int number)
+{
+    std::shared_ptr<core::ClientFile> dropped;
+    {
+        std::lock_guard guard(lock_);
+        if (auto it = files_.find(number); it != files_.end()) {
+            dropped = std::move(it->second);
+            files_.erase(it);
+        }
+    }
+}
+
+std::size_t BufferCaller::file_count()
+{
+    std::lock_guard guard(lock_);
+    return files_.size();
+}
+
 void BufferCaller::set_capable(Capability cap, bool on)
 {
     (cap == Capability::ipc_lock ? cap_ipc_lock_ : cap_sys_resource_) = on;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -24,11 +25,22 @@ public:
     void add_fd(int number, UniqueFd file);
     void remove_fd(int number);
 
+    // Files the daemon handed over (hand_over_file) get the lowest number
+    // free in the table; the test reaches them by number and closes them
+    // with close_file(), which drops the file as a client's last close does
+    // (the file may take its context's lock: not to be called under it).
+    [[nodiscard]] std::shared_ptr<core::ClientFile> file(int number);
+    void close_file(int number);
+    [[nodiscard]] std::size_t file_count();
+
     void set_capable(Capability cap, bool on);
     void set_memlock_limit(std::uint64_t bytes) { memlock_limit_ = bytes; }
 
     CallerMemory& memory() override { return *this; }
     [[nodiscard]] int take_fd(int fd, UniqueFd* out) override;
+    [[nodiscard]] int hand_over_file(std::shared_ptr<core::ClientFile> file,
+                                     std::uint64_t number_addr) override;
+    [[nodiscard]] int find_file(int fd, std::shared_ptr<core::ClientFile>* file) override;
     [[nodiscard]] uid_t uid() const override { return uid_; }
     [[nodiscard]] pid_t tgid() const override { return 0; }
     [[nodiscard]] std::uint64_t process_key() const override { return key_; }
@@ -50,6 +62,7 @@ private:
     std::mutex lock_;
     std::map<std::uint64_t, Region> regions_;
     std::map<int, UniqueFd> fds_;
+    std::map<int, std::shared_ptr<core::ClientFile>> files_;
     const uid_t uid_ = 1000;
     std::uint64_t key_;
     bool cap_ipc_lock_ = false;

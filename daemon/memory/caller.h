@@ -10,6 +10,10 @@
 #include "caller_memory.h"
 #include "unique_fd.h"
 
+namespace ioasid::core {
+class ClientFile;
+}
+
 namespace ioasid::memory {
 
 enum class Capability { ipc_lock, sys_resource };
@@ -36,6 +40,32 @@ public:
     {
         (void)fd;
         (void)out;
+        return -EBADF;
+    }
+
+    // The kernel's get_unused_fd_flags() + fd_install() (O_CLOEXEC): gives
+    // the caller a new descriptor standing for `file` once the ioctl
+    // succeeds, and writes the caller's number for it, a __u32, at client
+    // address `number_addr` (the caller's transport may write it itself,
+    // after the reply). Whoever installs it keeps the file alive while the
+    // client holds a descriptor of it. -EOPNOTSUPP from a caller that
+    // cannot install descriptors (the default, and CUSE).
+    [[nodiscard]] virtual int hand_over_file(std::shared_ptr<core::ClientFile> file,
+                                             std::uint64_t number_addr)
+    {
+        (void)file;
+        (void)number_addr;
+        return -EOPNOTSUPP;
+    }
+    // The daemon's file behind the caller's descriptor `fd`, as handed over
+    // by hand_over_file(): -EBADF when the caller has no such descriptor (or
+    // its table is out of reach), -EBADFD when it is open but none of ours.
+    // The caller keeps a reference of its own until the request ends, so
+    // that dropping *file never ends the file under the context's lock.
+    [[nodiscard]] virtual int find_file(int fd, std::shared_ptr<core::ClientFile>* file)
+    {
+        (void)fd;
+        (void)file;
         return -EBADF;
     }
 

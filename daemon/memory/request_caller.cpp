@@ -27,6 +27,30 @@ std::uint64_t RequestCaller::memlock_limit() const
     return process_ ? process_->memlock_limit() : 0;
 }
 
+// One descriptor per ioctl is all an iommufd command hands out.
+int RequestCaller::hand_over_file(std::shared_ptr<core::ClientFile> file, std::uint64_t number_addr)
+{
+    if (!desk_)
+        return -EOPNOTSUPP;
+    if (staged_.file)
+        return -EBUSY;
+    staged_ = {std::move(file), number_addr};
+    return 0;
+}
+
+int RequestCaller::find_file(int fd, std::shared_ptr<core::ClientFile>* file)
+{
+    UniqueFd mine;
+    if (int rc = take_fd(fd, &mine))
+        return rc;
+    std::shared_ptr<core::ClientFile> found = desk_ ? desk_->file_of(mine.get()) : nullptr;
+    if (!found)
+        return -EBADFD;
+    found_.push_back(found);
+    *file = std::move(found);
+    return 0;
+}
+
 namespace {
 
 // [addr, addr + len) split into the part before the inline bytes, the part

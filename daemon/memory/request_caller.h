@@ -8,10 +8,22 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "caller.h"
 
 namespace ioasid::memory {
+
+// A transport that can give its client descriptors standing for the
+// daemon's files (core::ClientFile) recognises them again here.
+class FileDesk {
+public:
+    virtual ~FileDesk() = default;
+    // The file whose client end `fd` (the daemon's duplicate of a client
+    // descriptor) is, or nullptr.
+    [[nodiscard]] virtual std::shared_ptr<core::ClientFile> file_of(int fd) = 0;
+};
 
 class RequestCaller final : public Caller, private CallerMemory {
 public:
@@ -29,6 +41,19 @@ public:
     {
         return process_ ? process_->take_fd(fd, out) : Caller::take_fd(fd, out);
     }
+    // With a desk, files can be handed over: the one this request stages
+    // is the transport's to install when the ioctl succeeds.
+    void set_file_desk(FileDesk* desk) { desk_ = desk; }
+    [[nodiscard]] int hand_over_file(std::shared_ptr<core::ClientFile> file,
+                                     std::uint64_t number_addr) override;
+    [[nodiscard]] int find_file(int fd, std::shared_ptr<core::ClientFile>* file) override;
+    struct StagedFile {
+        std::shared_ptr<core::ClientFile> file;
+        std::uint64_t number_addr = 0;
+    };
+    // Taking it leaves nothing staged.
+    [[nodiscard]] StagedFile take_staged_file() { return std::exchange(staged_, {}); }
+
     [[nodiscard]] uid_t uid() const override { return uid_; }
     [[nodiscard]] pid_t tgid() const override { return tgid_; }
     [[nodiscard]] std::uint64_t process_key() const override;
@@ -51,6 +76,13 @@ private:
     pid_t tgid_;
     std::uint64_t base_;
     std::span<std::byte> inline_;
+    FileDesk* desk_ = nullptr;
+    StagedFile staged_;
+    // What find_file() gave, kept until the request ends: the kernel's
+    // fput() of a last reference defers the release to the return to user
+    // space, and so must we, as a file's end takes the context's lock the
+    // ioctl still holds.
+    std::vector<std::shared_ptr<core::ClientFile>> found_;
     std::uint32_t dirty_first_ = 0;
     std::uint32_t dirty_end_ = 0;
 };

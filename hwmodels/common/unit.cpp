@@ -1,6 +1,7 @@
 #include "unit.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <utility>
 
@@ -34,8 +35,16 @@ Unit::~Unit() = default;
 
 Endpoint& Unit::add_endpoint(EndpointConfig config)
 {
+    std::lock_guard guard(lock_);
     endpoints_.push_back(std::make_unique<Endpoint>(std::move(config)));
     return *endpoints_.back();
+}
+
+void Unit::remove_endpoint(const Endpoint& endpoint)
+{
+    std::lock_guard guard(lock_);
+    assert(!endpoint.rid_domain_ && endpoint.pasids_.empty());
+    std::erase_if(endpoints_, [&](const auto& e) { return e.get() == &endpoint; });
 }
 
 unsigned Unit::pasid_bits(const Endpoint& endpoint) const
@@ -53,6 +62,11 @@ int Unit::check_attach(const Endpoint& endpoint, std::optional<std::uint32_t>, c
     if (domain.request().dirty_tracking && !endpoint.config().dirty_tracking)
         return -EINVAL;
     return 0;
+}
+
+int Unit::alloc_nested_domain(const Endpoint&, Domain&, const UserData&, std::unique_ptr<NestedDomain>*)
+{
+    return -EOPNOTSUPP;
 }
 
 std::vector<Span> Unit::reserved_regions(const Endpoint&) const
@@ -137,13 +151,19 @@ std::optional<Fault> Unit::translate(Endpoint& endpoint, std::optional<std::uint
     }
     if (!domain)
         return fault(iova, FaultReason::blocked);
+    // A first stage that passes addresses through leaves the parent's
+    // translation, cached under the parent's tag so that the parent's
+    // invalidations (IOAS unmaps) reach it.
+    Domain* walked = domain;
+    if (auto* nested = dynamic_cast<NestedDomain*>(domain); nested && nested->first_stage_identity())
+        walked = &nested->parent();
 
-    const Span aperture = domain->geometry().aperture;
-    const Iotlb::Tag tag{domain->tag(), pasid};
+    const Span aperture = walked->geometry().aperture;
+    const Iotlb::Tag tag{walked->tag(), pasid};
     // With dirty tracking on, the hardware updates the leaf it used: the
     // accessed bit when it fetches a translation, the dirty bit on the
     // first write through it.
-    const bool track = domain->dirty_tracking();
+    const bool track = walked->dirty_tracking();
     std::uint64_t at = iova;
     std::uint64_t left = length;
     while (left) {
@@ -151,7 +171,7 @@ std::optional<Fault> Unit::translate(Endpoint& endpoint, std::optional<std::uint
             return fault(at, FaultReason::address_size);
         Iotlb::Entry* entry = iotlb_.lookup(tag, at);
         if (!entry) {
-            Translation t = domain->lookup(at);
+            Translation t = walked->lookup(at);
             if (!t.present)
                 return fault(at, FaultReason::not_present);
             Iotlb::Entry fetched{t.page_pa, t.page_size, t.prot, t.dirty};
@@ -159,14 +179,14 @@ std::optional<Fault> Unit::translate(Endpoint& endpoint, std::optional<std::uint
             if (!fetched.prot.allows(access))
                 return fault(at, FaultReason::permission); // a faulting walk caches nothing
             if (track) {
-                domain->note_use(at, access);
+                walked->note_use(at, access);
                 fetched.dirty_set |= access == Access::write;
             }
             entry = iotlb_.insert(tag, page_iova, fetched);
         } else if (!entry->prot.allows(access)) {
             return fault(at, FaultReason::permission);
         } else if (track && access == Access::write && !entry->dirty_set) {
-            domain->note_use(at, access);
+            walked->note_use(at, access);
             entry->dirty_set = true;
         }
         const std::uint64_t offset = at & (entry->page_size - 1);

@@ -15,7 +15,9 @@
 
 #include "domain.h"
 #include "iotlb.h"
+#include "nested_domain.h"
 #include "types.h"
+#include "user_data.h"
 
 namespace ioasid::hw {
 
@@ -24,6 +26,8 @@ struct EndpointConfig {
     std::uint32_t rid = 0;       // requester (stream) id
     unsigned pasid_bits = 0;     // 0: the device sends no PASID
     bool dirty_tracking = true;  // the device can use dirty tracking if the unit has it
+    bool huge_iova = false;      // domains allocated for it may use the unit's large pages
+                                 // even where the unit does not offer them by default
 };
 
 // A device as the unit sees it.
@@ -58,8 +62,12 @@ public:
     [[nodiscard]] const std::string& family() const { return family_; }
     [[nodiscard]] unsigned max_pasid_bits() const { return max_pasid_bits_; }
 
-    // Devices are added while the topology is built, before any client.
+    // Devices are added while the topology is built, before any client; a
+    // unit whose devices come and go at run time (the selftest's mock
+    // devices) is not walked through endpoints() then.
     Endpoint& add_endpoint(EndpointConfig config);
+    // Takes a device away again: nothing may be attached to it any more.
+    void remove_endpoint(const Endpoint& endpoint);
     [[nodiscard]] const std::vector<std::unique_ptr<Endpoint>>& endpoints() const { return endpoints_; }
     // The PASID width a device really gets: its own, capped by the unit's.
     [[nodiscard]] unsigned pasid_bits(const Endpoint& endpoint) const;
@@ -70,6 +78,15 @@ public:
     // device cannot honour (dirty tracking, nesting, PASID).
     [[nodiscard]] virtual int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                                            std::unique_ptr<Domain>* out) = 0;
+    // A nested domain over `parent` (a nest-parent paging domain of this
+    // family) built from the client's `data`: -EOPNOTSUPP for a data type
+    // the unit does not define, as for a unit that cannot nest at all.
+    [[nodiscard]] virtual int alloc_nested_domain(const Endpoint& endpoint, Domain& parent, const UserData& data,
+                                                  std::unique_ptr<NestedDomain>* out);
+    // Whether the client owns the PASID tables (iommu_ops.user_pasid_table):
+    // a page request for a PASID with no attachment of its own then goes to
+    // a nested domain attached to the RID.
+    [[nodiscard]] virtual bool user_pasid_table() const { return false; }
     // Whether `domain` may be attached to (endpoint, pasid): -EINVAL when the
     // two are incompatible (another unit, a width the device cannot use, a
     // dirty-tracking domain for a device that cannot track).

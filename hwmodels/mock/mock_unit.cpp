@@ -7,6 +7,7 @@
 
 #include "hwmodels/common/radix_domain.h"
 #include "mock_format.h"
+#include "mock_nested_domain.h"
 
 namespace ioasid::hw::mock {
 namespace {
@@ -17,8 +18,9 @@ constexpr unsigned kLevels = 3;
 } // namespace
 
 MockUnit::MockUnit(std::string name, MockConfig config, memory::PhysSpace& phys)
-    : Unit(std::move(name), "mock", config.pasid_bits,
-           kIoPageSize | (config.huge_pages ? kHugePageSize : 0)),
+    // A device may bring 1 MiB pages of its own (huge_iova), so the IOTLB
+    // holds both sizes whatever the unit's default.
+    : Unit(std::move(name), "mock", config.pasid_bits, kIoPageSize | kHugePageSize),
       config_(config), tables_(phys)
 {
 }
@@ -41,14 +43,28 @@ int MockUnit::alloc_domain(const Endpoint& endpoint, const DomainRequest& reques
 {
     if (request.dirty_tracking && !(config_.dirty_tracking && endpoint.config().dirty_tracking))
         return -EOPNOTSUPP;
-    const Geometry geometry{{kApertureFirst, kApertureLast},
-                            kIoPageSize | (config_.huge_pages ? kHugePageSize : 0)};
-    auto domain = std::make_unique<RadixDomain<MockFormat>>(
-        *this, request, geometry, tables_, MockFormat{config_.huge_pages}, kLevels, "mock");
+    // mock_domain_alloc_paging(): 1 MiB pages for a MOCK_FLAGS_DEVICE_HUGE_IOVA
+    // device, or on a unit configured with them for all.
+    const bool huge = config_.huge_pages || endpoint.config().huge_iova;
+    const Geometry geometry{{kApertureFirst, kApertureLast}, kIoPageSize | (huge ? kHugePageSize : 0)};
+    auto domain = std::make_unique<RadixDomain<MockFormat>>(*this, request, geometry, tables_,
+                                                            MockFormat{huge}, kLevels, "mock");
     if (int rc = domain->init())
         return rc;
     *out = std::move(domain);
     return 0;
+}
+
+// mock_domain_alloc_user() with a parent: the data type first, then the
+// parent, then the data itself.
+int MockUnit::alloc_nested_domain(const Endpoint&, Domain& parent, const UserData& data,
+                                  std::unique_ptr<NestedDomain>* out)
+{
+    if (data.type != kHwptDataSelftest)
+        return -EOPNOTSUPP;
+    if (parent.unit().family() != family() || dynamic_cast<NestedDomain*>(&parent))
+        return -EINVAL;
+    return MockNestedDomain::create(*this, parent, data, out);
 }
 
 std::unique_ptr<Unit> create_mock_unit(const std::string& name, UnitParams& params,

@@ -19,10 +19,13 @@ inline constexpr std::uint64_t kApertureLast = (1ULL << 31) - 1;
 inline constexpr std::uint64_t kIoPageSize = 2048;
 inline constexpr std::uint64_t kHugePageSize = 512 * kIoPageSize;
 
+// What the unit offers every device behind it. The selftest's per-device
+// flags (MOCK_FLAGS_DEVICE_*) are the devices' own EndpointConfig:
+// dirty_tracking (NO_DIRTY), huge_iova (HUGE_IOVA), pasid_bits (PASID).
 struct MockConfig {
     bool dirty_tracking = true; // IOMMU_CAP_DIRTY_TRACKING
-    bool huge_pages = false;    // MOCK_FLAGS_DEVICE_HUGE_IOVA: 1 MiB pages too
-    unsigned pasid_bits = 20;   // MOCK_PASID_WIDTH
+    bool huge_pages = false;    // 1 MiB pages too, for every device
+    unsigned pasid_bits = 20;   // the widest PASID a device may have (MOCK_PASID_WIDTH)
 };
 
 class MockUnit final : public Unit {
@@ -33,6 +36,12 @@ public:
     std::uint64_t page_table_pages() const override { return tables_.pages_in_use(); }
     int alloc_domain(const Endpoint& endpoint, const DomainRequest& request,
                      std::unique_ptr<Domain>* out) override;
+    // A MockNestedDomain: IOMMU_HWPT_DATA_SELFTEST over a mock paging parent.
+    int alloc_nested_domain(const Endpoint& endpoint, Domain& parent, const UserData& data,
+                            std::unique_ptr<NestedDomain>* out) override;
+    // The selftest mock says so, so that TRIGGER_IOPF with a PASID reaches a
+    // nested domain on the RID.
+    bool user_pasid_table() const override { return true; }
 
 private:
     MockConfig config_;

@@ -19,6 +19,13 @@
  * ioctls are then the VFIO device ioctls. Those message types were added
  * later, within version 1: a daemon that predates them ends the connection
  * (a protocol error), which a client takes as "no such device".
+ *
+ * Version 2 adds files the daemon hands to its client beside the iommufd
+ * itself (the kernel's anonymous-inode fds: the selftest's access fd, a
+ * fault queue's fd); see "Files" below. A connection speaks the version of
+ * its first message, and every later message on it carries that version;
+ * the daemon accepts 1 and 2 and never hands a file to a version-1
+ * connection (such an ioctl fails with EOPNOTSUPP, as over CUSE).
  */
 #ifndef IOASID_SOCKET_H
 #define IOASID_SOCKET_H
@@ -26,7 +33,8 @@
 #include <linux/types.h>
 
 #define IOASID_SOCKET_MAGIC 0x64736169u /* "iasd" little-endian */
-#define IOASID_SOCKET_VERSION 1
+#define IOASID_SOCKET_VERSION 2
+#define IOASID_SOCKET_VERSION_MIN 1 /* the oldest a daemon still accepts */
 #define IOASID_SOCKET_DEFAULT_PATH "/run/ioasid/ioasid.sock"
 
 /* The most struct bytes a request carries inline (all of them, in practice:
@@ -41,8 +49,14 @@ enum ioasid_socket_msg {
 	IOASID_SOCKET_IOCTL = 3, /* one ioctl; reply: ioasid_socket_ioctl_reply */
 	IOASID_SOCKET_OPEN_DEVICE = 4, /* a device's VFIO file; reply: opened */
 	IOASID_SOCKET_IOCTL_FD = 5,    /* an ioctl naming an fd; reply: as IOCTL */
-	IOASID_SOCKET_RELEASE = 6      /* last close of a device file; reply:
-					* ioasid_socket_ioctl_reply */
+	IOASID_SOCKET_RELEASE = 6,     /* last close of a device file or a
+					* file; reply: ioasid_socket_ioctl_reply */
+	IOASID_SOCKET_IOCTL_FILE = 7,  /* v2, daemon to client only: an ioctl
+					* reply that hands over a file */
+	IOASID_SOCKET_READ = 8,        /* v2: read(2) on a file; reply: ioctl_reply
+					* and the bytes */
+	IOASID_SOCKET_WRITE = 9        /* v2: write(2) on a file, with the bytes;
+					* reply: ioasid_socket_ioctl_reply */
 };
 
 struct ioasid_socket_hdr {
@@ -136,6 +150,60 @@ struct ioasid_socket_ioctl_fd {
  * socket, so that a close() is complete when it returns. Without it the
  * device unbinds when the daemon sees the connection end, a moment after
  * the close.
+ *
+ * Version 2 sends it on a context's connection too, on the same terms: the
+ * daemon lets go of the context and, when nothing else holds it (another
+ * connection that joined it, a file handed out from it), tears it down
+ * (every mapping unpinned, every device detached) before it answers. A
+ * program that closes its iommufd and at once opens a new one sees the
+ * old one gone, as with the kernel's release().
  */
+
+/*
+ * Files (version 2).
+ *
+ * An ioctl that creates a file (the kernel's get_unused_fd_flags() +
+ * fd_install()) succeeds with an ioasid_socket_file_reply instead of the
+ * plain reply, its hdr.type IOASID_SOCKET_IOCTL_FILE, and exactly one
+ * descriptor attached (SCM_RIGHTS): the client's end of a new connection
+ * that stands for the file. The client installs it O_CLOEXEC, copies the
+ * inline bytes back as for any reply, then writes the descriptor's number,
+ * a __u32, at arg + number_offset (the daemon wrote the rest of the struct).
+ * If it cannot, it closes the descriptor and the ioctl fails with EFAULT.
+ * `token` lets another connection join the file, as a context's token does
+ * (a forked child that reads or writes the inherited descriptor).
+ *
+ * On a file's connection the client sends only these, each answered with an
+ * ioasid_socket_ioctl_reply (hdr.type as the request):
+ *   IOASID_SOCKET_READ: ioasid_socket_read; result is the byte count read
+ *     or -errno, and that many bytes follow the reply (hdr.length). At most
+ *     IOASID_SOCKET_MAX_INLINE bytes per message: a larger read(2) is
+ *     answered short.
+ *   IOASID_SOCKET_WRITE: the header and hdr.length bytes to write (at most
+ *     IOASID_SOCKET_MAX_INLINE); result is the byte count written or -errno.
+ *   IOASID_SOCKET_RELEASE: the header alone, as for a device file: the
+ *     client's last descriptor of the file, not shared with another
+ *     process, is being closed. The daemon drops the file (and with it, the
+ *     reference it holds on its context) before it answers, so that close()
+ *     is complete when it returns.
+ * An ioctl(2) on the descriptor is answered by the client itself: ENOTTY,
+ * as for an anonymous-inode file without an ioctl method.
+ *
+ * The daemon recognises the file again when an ioctl names the client's
+ * number for it (IOMMU_TEST_CMD's access ops): it takes a duplicate of the
+ * descriptor (pidfd_getfd()) and compares it with the client ends it made.
+ */
+struct ioasid_socket_file_reply {
+	struct ioasid_socket_ioctl_reply reply;
+	__u32 number_offset;
+	__u32 __reserved;
+	__u8 token[IOASID_SOCKET_TOKEN_LEN];
+};
+
+struct ioasid_socket_read {
+	struct ioasid_socket_hdr hdr;
+	__u32 count;
+	__u32 __reserved;
+};
 
 #endif /* IOASID_SOCKET_H */

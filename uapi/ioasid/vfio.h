@@ -12,7 +12,9 @@
  *   - VFIO_DEVICE_DETACH_IOMMUFD_PT   Linux 6.6; pasid and
  *                                     VFIO_DEVICE_DETACH_PASID 6.15
  * plus the device queries an emulated device answers (it has no regions, no
- * interrupts and no reset).
+ * interrupts and no reset), and the type1 container ioctls that an iommufd
+ * answers in place of a VFIO container (the kernel's vfio_compat.c, Linux
+ * 6.2).
  *
  * Only a subset: a program includes either this or <linux/vfio.h>, never
  * both (the struct names are the kernel's). The guard is our own.
@@ -144,5 +146,126 @@ struct vfio_device_detach_iommufd_pt {
 	__u32 pasid;
 };
 #define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
+
+/* --- the container, emulated by an iommufd (type1 only) ------------------- */
+
+#define VFIO_API_VERSION 0
+
+/* Extensions (VFIO_CHECK_EXTENSION) and IOMMU types (VFIO_SET_IOMMU). */
+#define VFIO_TYPE1_IOMMU 1
+#define VFIO_SPAPR_TCE_IOMMU 2
+#define VFIO_TYPE1v2_IOMMU 3
+#define VFIO_DMA_CC_IOMMU 4
+#define VFIO_EEH 5
+#define VFIO_TYPE1_NESTING_IOMMU 6
+#define VFIO_SPAPR_TCE_v2_IOMMU 7
+#define VFIO_NOIOMMU_IOMMU 8
+#define VFIO_UNMAP_ALL 9
+#define VFIO_UPDATE_VADDR 10
+
+/* These three take an integer, not a struct: ioctl(fd, cmd, value). */
+#define VFIO_GET_API_VERSION _IO(VFIO_TYPE, VFIO_BASE + 0)
+#define VFIO_CHECK_EXTENSION _IO(VFIO_TYPE, VFIO_BASE + 1)
+#define VFIO_SET_IOMMU _IO(VFIO_TYPE, VFIO_BASE + 2)
+
+/* Capability chains: each capability starts with this header; `next` is
+ * the offset of the following one from the start of the info struct, 0 for
+ * the last. */
+struct vfio_info_cap_header {
+	__u16 id;
+	__u16 version;
+	__u32 next;
+};
+
+/**
+ * struct vfio_iommu_type1_info - ioctl(VFIO_IOMMU_GET_INFO)
+ * @argsz: in: bytes the caller has, at least 16 (through @iova_pgsizes);
+ *         out: bytes the whole capability chain needs
+ * @flags: out: VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS
+ * @iova_pgsizes: out: bitmap of the page sizes a mapping may use
+ * @cap_offset: out: offset of the first capability, 0 when @argsz was too
+ *              small for all of them
+ * @pad: unused
+ */
+struct vfio_iommu_type1_info {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_IOMMU_INFO_PGSIZES (1 << 0)
+#define VFIO_IOMMU_INFO_CAPS (1 << 1)
+	__aligned_u64 iova_pgsizes;
+	__u32 cap_offset;
+	__u32 pad;
+};
+
+#define VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE 1
+
+struct vfio_iova_range {
+	__u64 start;
+	__u64 end; /* inclusive */
+};
+
+/* Followed by nr_iovas struct vfio_iova_range (the kernel's flexible
+ * iova_ranges[], which also makes its alignment 8). */
+struct vfio_iommu_type1_info_cap_iova_range {
+	struct vfio_info_cap_header header;
+	__u32 nr_iovas;
+	__u32 reserved;
+};
+
+#define VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION 2
+#define VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL 3
+
+struct vfio_iommu_type1_info_dma_avail {
+	struct vfio_info_cap_header header;
+	__u32 avail;
+};
+
+#define VFIO_IOMMU_GET_INFO _IO(VFIO_TYPE, VFIO_BASE + 12)
+
+/**
+ * struct vfio_iommu_type1_dma_map - ioctl(VFIO_IOMMU_MAP_DMA)
+ * @argsz: at least 32 (through @size)
+ * @flags: VFIO_DMA_MAP_FLAG_READ and/or _WRITE; an iommufd refuses _VADDR
+ * @vaddr: the caller's memory
+ * @iova: where it goes (always a fixed IOVA)
+ * @size: bytes
+ */
+struct vfio_iommu_type1_dma_map {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_DMA_MAP_FLAG_READ (1 << 0)
+#define VFIO_DMA_MAP_FLAG_WRITE (1 << 1)
+#define VFIO_DMA_MAP_FLAG_VADDR (1 << 2)
+	__u64 vaddr;
+	__u64 iova;
+	__u64 size;
+};
+
+#define VFIO_IOMMU_MAP_DMA _IO(VFIO_TYPE, VFIO_BASE + 13)
+
+/**
+ * struct vfio_iommu_type1_dma_unmap - ioctl(VFIO_IOMMU_UNMAP_DMA)
+ * @argsz: at least 24 (through @size)
+ * @flags: 0 or VFIO_DMA_UNMAP_FLAG_ALL (then @iova and @size must be 0); an
+ *         iommufd refuses the other two
+ * @iova: first byte to unmap
+ * @size: in: bytes; out: bytes unmapped
+ *
+ * Followed, with VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, by a struct
+ * vfio_bitmap (the kernel's flexible data[]).
+ */
+struct vfio_iommu_type1_dma_unmap {
+	__u32 argsz;
+	__u32 flags;
+#define VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP (1 << 0)
+#define VFIO_DMA_UNMAP_FLAG_ALL (1 << 1)
+#define VFIO_DMA_UNMAP_FLAG_VADDR (1 << 2)
+	__u64 iova;
+	__u64 size;
+};
+
+#define VFIO_IOMMU_UNMAP_DMA _IO(VFIO_TYPE, VFIO_BASE + 14)
+/* Not answered by an iommufd (ENOTTY): dirty tracking is IOMMU_HWPT_*. */
+#define VFIO_IOMMU_DIRTY_PAGES _IO(VFIO_TYPE, VFIO_BASE + 17)
 
 #endif /* IOASID_VFIO_H */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -19,6 +20,7 @@
 #include <system_error>
 #include <thread>
 
+#include "core/client_file.h"
 #include "dispatch/vfio_device.h"
 #include "frontends/session.h"
 #include "frontends/worker_pool.h"
@@ -33,7 +35,8 @@ using Token = std::array<std::uint8_t, IOASID_SOCKET_TOKEN_LEN>;
 
 // The same on both ends (one machine, one ABI), without padding surprises.
 static_assert(sizeof(ioasid_socket_ioctl) == 32 && sizeof(ioasid_socket_ioctl_fd) == 56 &&
-              sizeof(ioasid_socket_open_device) == 16 + IOASID_SOCKET_DEVICE_NAME_LEN);
+              sizeof(ioasid_socket_open_device) == 16 + IOASID_SOCKET_DEVICE_NAME_LEN &&
+              sizeof(ioasid_socket_file_reply) == 48 && sizeof(ioasid_socket_read) == 24);
 
 constexpr std::size_t kMaxMessage = sizeof(ioasid_socket_ioctl_fd) + IOASID_SOCKET_MAX_INLINE;
 // Requests one connection may have waiting; forked processes sharing a
@@ -62,10 +65,10 @@ struct Message {
 };
 
 void fill_hdr(ioasid_socket_hdr& hdr, ioasid_socket_msg type, std::uint32_t seq,
-              std::uint32_t length)
+              std::uint32_t length, std::uint16_t version = IOASID_SOCKET_VERSION)
 {
     hdr.magic = IOASID_SOCKET_MAGIC;
-    hdr.version = IOASID_SOCKET_VERSION;
+    hdr.version = version;
     hdr.type = static_cast<std::uint16_t>(type);
     hdr.seq = seq;
     hdr.length = length;
@@ -79,12 +82,48 @@ struct DeviceFile {
     memory::CallerCache callers;
 };
 
-// What a token lets a connection join: a context, or a device file.
+// A file handed to the client (core::ClientFile). Like the kernel's file
+// it holds a reference on the context it came from, so the context outlives
+// the iommufd's last close while the client holds the file. The first
+// RELEASE, or the last connection's end, drops both, the file first.
+struct HandedFile {
+    std::mutex lock;
+    std::shared_ptr<Session> session;
+    std::shared_ptr<core::ClientFile> file;
+
+    [[nodiscard]] std::shared_ptr<core::ClientFile> get()
+    {
+        std::lock_guard guard(lock);
+        return file;
+    }
+    // Takes the context's lock through the file's end: never on the loop.
+    void release()
+    {
+        std::shared_ptr<core::ClientFile> dropped_file;
+        std::shared_ptr<Session> dropped_session;
+        {
+            std::lock_guard guard(lock);
+            dropped_file = std::move(file);
+            dropped_session = std::move(session);
+        }
+        dropped_file.reset();
+    }
+    ~HandedFile() { file.reset(); }
+};
+
+// What a token lets a connection join: a context, a device file, or a file.
 struct Joinable {
     std::weak_ptr<Session> session;
     std::weak_ptr<DeviceFile> device;
-    [[nodiscard]] bool expired() const { return session.expired() && device.expired(); }
+    std::weak_ptr<HandedFile> file;
+    [[nodiscard]] bool expired() const
+    {
+        return session.expired() && device.expired() && file.expired();
+    }
 };
+
+// A file's client end, as fstat() tells one socket from another.
+using FileKey = std::pair<dev_t, ino_t>;
 
 } // namespace
 
@@ -93,9 +132,15 @@ struct Joinable {
 struct Connection {
     std::uint64_t id;
     memory::UniqueFd fd;
+    std::uint16_t version = 0;        // of the first message
     std::shared_ptr<Session> session; // set by OPEN or JOIN
     std::shared_ptr<DeviceFile> device; // or this, by OPEN_DEVICE or JOIN
-    [[nodiscard]] bool open() const { return session || device; }
+    std::shared_ptr<HandedFile> file;   // or this, from birth or by JOIN
+    // A RELEASE was accepted: the client is closing the connection, and a
+    // worker may be dropping `session`, which the loop must no longer read.
+    // Used only by the loop thread.
+    bool released = false;
+    [[nodiscard]] bool open() const { return session || device || file; }
     [[nodiscard]] memory::CallerCache& callers() const
     {
         return session ? session->callers() : device->callers;
@@ -113,7 +158,7 @@ struct Connection {
     bool running = false;
 };
 
-class SocketServer::Impl {
+class SocketServer::Impl final : public memory::FileDesk {
 public:
     Impl(core::CoreServices& services, SocketOptions options);
     ~Impl();
@@ -122,14 +167,20 @@ public:
     void stop();
 
 private:
-    enum class Event : std::uint64_t { accept = 0, receive = 1, stop = 2, accept_retry = 3 };
-    static std::uint64_t tag(Event event, std::uint64_t id) { return id << 2 | static_cast<std::uint64_t>(event); }
+    enum class Event : std::uint64_t { accept = 0, receive = 1, stop = 2, accept_retry = 3, adopt = 4 };
+    static constexpr unsigned kEventBits = 3;
+    static std::uint64_t tag(Event event, std::uint64_t id)
+    {
+        return id << kEventBits | static_cast<std::uint64_t>(event);
+    }
 
     io_uring_sqe* next_sqe();
     void arm_accept();
     void arm_accept_retry();
     void arm_receive(Connection& conn);
     void arm_stop();
+    void arm_adopt();
+    void on_adopt();
     void on_accept(int res);
     void on_receive(std::uint64_t id, int res);
     void handle(std::shared_ptr<Connection> conn, std::unique_ptr<Message> message);
@@ -142,6 +193,11 @@ private:
     void close_connection(std::uint64_t id);
     void serve_ioctl(Connection& conn, Message& message);
     void serve_release(Connection& conn, const ioasid_socket_hdr& hdr);
+    void serve_file_io(Connection& conn, const Message& message);
+    void send_reply(Connection& conn, const void* reply, std::size_t length, int fd = -1);
+    [[nodiscard]] int hand_over(Connection& conn, memory::RequestCaller::StagedFile staged,
+                                memory::UniqueFd* client_end, Token* token);
+    std::shared_ptr<core::ClientFile> file_of(int fd) override;
     [[nodiscard]] int resolve_iommufd(const ioasid_socket_ioctl_fd* fd_info, std::int32_t fd,
                                       std::shared_ptr<core::Context>* ctx);
 
@@ -154,8 +210,17 @@ private:
     bool stopping_ = false;
     bool accept_failing_ = false; // logged once per run of failures
 
-    std::uint64_t next_id_ = 1;
+    std::atomic<std::uint64_t> next_id_{1};
     std::map<std::uint64_t, std::shared_ptr<Connection>> connections_; // loop thread only
+
+    // Connections made on a worker (a file's), for the loop to take in.
+    memory::UniqueFd adopt_fd_;
+    std::uint64_t adopt_value_ = 0;
+    std::mutex adopt_lock_;
+    std::vector<std::shared_ptr<Connection>> adopted_;
+
+    std::mutex files_lock_;
+    std::map<FileKey, std::weak_ptr<HandedFile>> files_; // by client end
 
     std::mutex tokens_lock_;
     std::map<Token, Joinable> tokens_;
@@ -207,7 +272,8 @@ SocketServer::Impl::Impl(core::CoreServices& services, SocketOptions options)
         fail("listen " + options_.path);
 
     stop_fd_ = memory::UniqueFd(::eventfd(0, EFD_CLOEXEC));
-    if (!stop_fd_)
+    adopt_fd_ = memory::UniqueFd(::eventfd(0, EFD_CLOEXEC));
+    if (!stop_fd_ || !adopt_fd_)
         fail("eventfd");
     if (int rc = io_uring_queue_init(256, &ring_, 0); rc < 0) {
         errno = -rc;
@@ -264,6 +330,27 @@ void SocketServer::Impl::arm_stop()
     io_uring_sqe_set_data64(sqe, tag(Event::stop, 0));
 }
 
+void SocketServer::Impl::arm_adopt()
+{
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_read(sqe, adopt_fd_.get(), &adopt_value_, sizeof(adopt_value_), 0);
+    io_uring_sqe_set_data64(sqe, tag(Event::adopt, 0));
+}
+
+void SocketServer::Impl::on_adopt()
+{
+    std::vector<std::shared_ptr<Connection>> adopted;
+    {
+        std::lock_guard guard(adopt_lock_);
+        adopted.swap(adopted_);
+    }
+    arm_adopt();
+    for (auto& conn : adopted) {
+        arm_receive(*conn);
+        connections_.emplace(conn->id, std::move(conn));
+    }
+}
+
 void SocketServer::Impl::arm_receive(Connection& conn)
 {
     conn.iov = {conn.buffer.data(), conn.buffer.size()};
@@ -281,6 +368,7 @@ void SocketServer::Impl::run()
 {
     arm_accept();
     arm_stop();
+    arm_adopt();
     while (!stopping_) {
         int rc = io_uring_submit_and_wait(&ring_, 1);
         if (rc < 0 && rc != -EINTR) {
@@ -294,12 +382,15 @@ void SocketServer::Impl::run()
         {
             ++seen;
             const std::uint64_t data = io_uring_cqe_get_data64(cqe);
-            switch (static_cast<Event>(data & 3)) {
+            switch (static_cast<Event>(data & ((1u << kEventBits) - 1))) {
             case Event::accept:
                 on_accept(cqe->res);
                 break;
             case Event::receive:
-                on_receive(data >> 2, cqe->res);
+                on_receive(data >> kEventBits, cqe->res);
+                break;
+            case Event::adopt:
+                on_adopt();
                 break;
             case Event::stop:
                 stopping_ = true;
@@ -320,6 +411,8 @@ void SocketServer::Impl::run()
         ::shutdown(conn->fd.get(), SHUT_RDWR);
     ::shutdown(listener_.get(), SHUT_RDWR);
     connections_.clear();
+    std::lock_guard guard(adopt_lock_);
+    adopted_.clear();
 }
 
 void SocketServer::Impl::on_accept(int res)
@@ -380,7 +473,7 @@ void SocketServer::Impl::close_connection(std::uint64_t id)
         return;
     std::shared_ptr<Connection> conn = std::move(it->second);
     connections_.erase(it);
-    if (conn->device)
+    if (conn->device || conn->file)
         workers_.submit([conn = std::move(conn)]() mutable { conn.reset(); });
 }
 
@@ -393,8 +486,13 @@ void SocketServer::Impl::handle(std::shared_ptr<Connection> conn,
     bool valid = message->length >= sizeof(hdr);
     if (valid) {
         std::memcpy(&hdr, message->bytes.data(), sizeof(hdr));
-        valid = hdr.magic == IOASID_SOCKET_MAGIC && hdr.version == IOASID_SOCKET_VERSION &&
+        valid = hdr.magic == IOASID_SOCKET_MAGIC &&
+                (conn->version ? hdr.version == conn->version
+                               : hdr.version >= IOASID_SOCKET_VERSION_MIN &&
+                                     hdr.version <= IOASID_SOCKET_VERSION) &&
                 message->creds.uid != static_cast<uid_t>(-1);
+        if (valid && !conn->version)
+            conn->version = hdr.version;
     }
     if (valid) {
         switch (hdr.type) {
@@ -417,16 +515,45 @@ void SocketServer::Impl::handle(std::shared_ptr<Connection> conn,
             break;
         case IOASID_SOCKET_IOCTL:
         case IOASID_SOCKET_IOCTL_FD:
-        case IOASID_SOCKET_RELEASE: {
-            // The fixed part of each; IOCTL_FD and RELEASE only on a device.
-            const std::size_t fixed = hdr.type == IOASID_SOCKET_IOCTL      ? sizeof(ioasid_socket_ioctl)
-                                      : hdr.type == IOASID_SOCKET_IOCTL_FD ? sizeof(ioasid_socket_ioctl_fd)
-                                                                           : sizeof(ioasid_socket_hdr);
-            valid = (hdr.type == IOASID_SOCKET_IOCTL ? conn->open() : bool(conn->device)) &&
-                    message->length >= fixed && message->length - fixed == hdr.length &&
-                    (hdr.type != IOASID_SOCKET_RELEASE || hdr.length == 0);
+        case IOASID_SOCKET_RELEASE:
+        case IOASID_SOCKET_READ:
+        case IOASID_SOCKET_WRITE: {
+            // The fixed part of each. IOCTL on a context or a device,
+            // IOCTL_FD on a device, RELEASE on a device, or (version 2) a
+            // file or a context, READ and WRITE (version 2) on a file.
+            // Nothing may follow a RELEASE.
+            if (conn->released) {
+                valid = false;
+                break;
+            }
+            const bool on_file = conn->version >= 2 && conn->file;
+            std::size_t fixed = sizeof(ioasid_socket_hdr);
+            switch (hdr.type) {
+            case IOASID_SOCKET_IOCTL:
+                fixed = sizeof(ioasid_socket_ioctl);
+                valid = conn->session || conn->device;
+                break;
+            case IOASID_SOCKET_IOCTL_FD:
+                fixed = sizeof(ioasid_socket_ioctl_fd);
+                valid = bool(conn->device);
+                break;
+            case IOASID_SOCKET_RELEASE:
+                valid = (conn->device || on_file || (conn->version >= 2 && conn->session)) &&
+                        hdr.length == 0;
+                conn->released = valid;
+                break;
+            case IOASID_SOCKET_READ:
+                fixed = sizeof(ioasid_socket_read);
+                valid = on_file && hdr.length == 0;
+                break;
+            default: // WRITE
+                valid = on_file && hdr.length <= IOASID_SOCKET_MAX_INLINE;
+                break;
+            }
+            valid = valid && message->length >= fixed && message->length - fixed == hdr.length;
             if (valid) {
-                message->process = conn->callers().get(message->creds.pid, message->creds.uid);
+                if (!conn->file)
+                    message->process = conn->callers().get(message->creds.pid, message->creds.uid);
                 std::lock_guard guard(conn->queue_lock);
                 // A client waits for each answer (the transport never has
                 // more than one call in flight per process); one that
@@ -460,7 +587,7 @@ void SocketServer::Impl::reply_opened(Connection& conn, std::uint32_t seq, int r
                                       const Token* token)
 {
     ioasid_socket_opened reply{};
-    fill_hdr(reply.hdr, IOASID_SOCKET_OPEN, seq, 0);
+    fill_hdr(reply.hdr, IOASID_SOCKET_OPEN, seq, 0, conn.version);
     reply.result = result;
     if (conn.session)
         reply.context_id = conn.session->context().serial();
@@ -541,6 +668,9 @@ void SocketServer::Impl::join_session(Connection& conn, const Message& message,
         if (it != tokens_.end()) {
             conn.session = it->second.session.lock();
             conn.device = it->second.device.lock();
+            // A file joins only on a connection that speaks of files.
+            if (conn.version >= 2)
+                conn.file = it->second.file.lock();
         }
     }
     reply_opened(conn, hdr.seq, conn.open() ? 0 : -ENOENT, conn.open() ? &token : nullptr);
@@ -572,6 +702,10 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
         serve_release(conn, request.hdr);
         return;
     }
+    if (request.hdr.type == IOASID_SOCKET_READ || request.hdr.type == IOASID_SOCKET_WRITE) {
+        serve_file_io(conn, message);
+        return;
+    }
     ioasid_socket_ioctl_fd fd_info;
     std::size_t fixed = sizeof(request);
     if (request.hdr.type == IOASID_SOCKET_IOCTL_FD) {
@@ -586,6 +720,8 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
                                                           creds.pid, request.arg, inline_bytes);
     int rc;
     if (conn.session) {
+        if (conn.version >= 2)
+            caller->set_file_desk(this);
         rc = conn.session->ioctl(request.cmd, caller, request.arg, creds.pid);
     } else {
         const ioasid_socket_ioctl_fd* info =
@@ -596,28 +732,64 @@ void SocketServer::Impl::serve_ioctl(Connection& conn, Message& message)
         rc = vfio_ioctl(conn.device->device, request.cmd, caller, request.arg, creds.pid, resolve);
     }
 
+    // A file staged by a failed ioctl is dropped here, outside the
+    // context's lock its end may take.
+    memory::RequestCaller::StagedFile staged = caller->take_staged_file();
+    const std::uint64_t number_offset = staged.number_addr - request.arg;
+    memory::UniqueFd client_end;
+    Token token{};
+    if (rc == 0 && staged.file)
+        rc = hand_over(conn, std::move(staged), &client_end, &token);
+    staged = {};
+
     struct {
-        ioasid_socket_ioctl_reply reply;
+        ioasid_socket_file_reply reply;
         std::array<std::byte, IOASID_SOCKET_MAX_INLINE> bytes;
-    } out;
+    } out{};
     const std::span<const std::byte> unsent = caller->unsent();
-    fill_hdr(out.reply.hdr, IOASID_SOCKET_IOCTL, request.hdr.seq,
-             static_cast<std::uint32_t>(unsent.size()));
-    out.reply.result = rc;
-    out.reply.out_offset = caller->unsent_offset();
-    std::memcpy(out.bytes.data(), unsent.data(), unsent.size());
-    // The client is waiting for this answer, so its socket has room; one
-    // that does not read it must not hold this worker, and one that went
-    // away must not take the daemon with it (MSG_NOSIGNAL).
-    if (::send(conn.fd.get(), &out, sizeof(out.reply) + unsent.size(),
-               MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-        errno == EAGAIN) {
+    fill_hdr(out.reply.reply.hdr, client_end ? IOASID_SOCKET_IOCTL_FILE : IOASID_SOCKET_IOCTL,
+             request.hdr.seq, static_cast<std::uint32_t>(unsent.size()), conn.version);
+    out.reply.reply.result = rc;
+    out.reply.reply.out_offset = caller->unsent_offset();
+    std::size_t reply_fixed = sizeof(out.reply.reply);
+    if (client_end) {
+        reply_fixed = sizeof(out.reply);
+        out.reply.number_offset = static_cast<std::uint32_t>(number_offset);
+        std::memcpy(out.reply.token, token.data(), token.size());
+    }
+    // The bytes follow the fixed part, whichever it is.
+    std::memcpy(reinterpret_cast<std::byte*>(&out) + reply_fixed, unsent.data(), unsent.size());
+    send_reply(conn, &out, reply_fixed + unsent.size(), client_end.get());
+}
+
+// The client is waiting for the answer, so its socket has room; one that
+// does not read it must not hold this worker, and one that went away must
+// not take the daemon with it (MSG_NOSIGNAL). `fd`, if any, travels with it.
+void SocketServer::Impl::send_reply(Connection& conn, const void* reply, std::size_t length, int fd)
+{
+    iovec iov{const_cast<void*>(reply), length};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) std::array<std::byte, CMSG_SPACE(sizeof(int))> control{};
+    if (fd >= 0) {
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    if (::sendmsg(conn.fd.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EAGAIN) {
         if (conn.session)
             spdlog::warn("socket: a client of context {} does not read its answers; closing it",
                          conn.session->context().serial());
-        else
+        else if (conn.device)
             spdlog::warn("socket: a client of device {} does not read its answers; closing it",
                          conn.device->device.device().vfio_name);
+        else
+            spdlog::warn("socket: a client of a file does not read its answers; closing it");
         ::shutdown(conn.fd.get(), SHUT_RDWR);
     }
 }
@@ -655,15 +827,116 @@ int SocketServer::Impl::resolve_iommufd(const ioasid_socket_ioctl_fd* fd_info, s
     }
 }
 
-// The client's last close of a device file it alone holds: unbind now, so
-// that its close() is complete when it returns, then say so.
+// The client's last close of a device file, a file or a context that it
+// alone holds: unbind, drop the file, or let go of the context now (tearing
+// it down if this was its last holder), so that its close() is complete
+// when it returns, then say so.
 void SocketServer::Impl::serve_release(Connection& conn, const ioasid_socket_hdr& hdr)
 {
-    conn.device->device.unbind();
+    if (conn.device) {
+        conn.device->device.unbind();
+    } else if (conn.file) {
+        conn.file->release();
+    } else {
+        // The loop reads conn.session no more once it accepted the RELEASE.
+        std::shared_ptr<Session> dropped = std::move(conn.session);
+        dropped.reset();
+    }
     ioasid_socket_ioctl_reply reply{};
-    fill_hdr(reply.hdr, IOASID_SOCKET_RELEASE, hdr.seq, 0);
+    fill_hdr(reply.hdr, IOASID_SOCKET_RELEASE, hdr.seq, 0, conn.version);
     reply.result = 0;
     [[maybe_unused]] ssize_t n = ::send(conn.fd.get(), &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+// read(2) and write(2) on a file, with no lock held (the file takes its
+// context's lock itself). A released file reads as a closed descriptor.
+void SocketServer::Impl::serve_file_io(Connection& conn, const Message& message)
+{
+    ioasid_socket_hdr hdr;
+    std::memcpy(&hdr, message.bytes.data(), sizeof(hdr));
+    struct {
+        ioasid_socket_ioctl_reply reply;
+        std::array<std::byte, IOASID_SOCKET_MAX_INLINE> bytes;
+    } out{};
+    std::shared_ptr<core::ClientFile> file = conn.file->get();
+    ssize_t rc = -EBADF;
+    std::size_t returned = 0;
+    if (hdr.type == IOASID_SOCKET_READ) {
+        ioasid_socket_read request;
+        std::memcpy(&request, message.bytes.data(), sizeof(request));
+        const std::size_t count = std::min<std::size_t>(request.count, out.bytes.size());
+        if (file)
+            rc = file->read(std::span(out.bytes).first(count));
+        // A file that claims more than it was given is not believed.
+        if (rc > static_cast<ssize_t>(count))
+            rc = -EIO;
+        returned = rc > 0 ? static_cast<std::size_t>(rc) : 0;
+    } else if (file) {
+        rc = file->write(std::span(message.bytes).subspan(sizeof(hdr), hdr.length));
+    }
+    file.reset();
+    fill_hdr(out.reply.hdr, static_cast<ioasid_socket_msg>(hdr.type), hdr.seq,
+             static_cast<std::uint32_t>(returned), conn.version);
+    out.reply.result = static_cast<std::int32_t>(rc);
+    send_reply(conn, &out, sizeof(out.reply) + returned);
+}
+
+// The kernel's fd_install() for a file an ioctl made: a new connection
+// stands for it, whose client end goes to the client with the reply. The
+// file is known by that end from now on, so the client may name it in its
+// next ioctl; the loop starts serving it when it takes the connection in.
+int SocketServer::Impl::hand_over(Connection& conn, memory::RequestCaller::StagedFile staged,
+                                  memory::UniqueFd* client_end, Token* token)
+{
+    int ends[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0)
+        return -errno;
+    memory::UniqueFd ours(ends[0]);
+    memory::UniqueFd theirs(ends[1]);
+    int on = 1;
+    struct stat st {};
+    if (::setsockopt(ours.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0 ||
+        ::fstat(theirs.get(), &st) != 0)
+        return -errno;
+
+    auto handed = std::make_shared<HandedFile>();
+    handed->session = conn.session;
+    handed->file = std::move(staged.file);
+    if (!new_token(token, Joinable{{}, {}, handed}))
+        return -errno;
+    {
+        std::lock_guard guard(files_lock_);
+        std::erase_if(files_, [](const auto& entry) { return entry.second.expired(); });
+        files_[FileKey{st.st_dev, st.st_ino}] = handed;
+    }
+    auto file_conn = std::make_shared<Connection>();
+    file_conn->id = next_id_++;
+    file_conn->fd = std::move(ours);
+    file_conn->version = conn.version;
+    file_conn->file = std::move(handed);
+    {
+        std::lock_guard guard(adopt_lock_);
+        adopted_.push_back(std::move(file_conn));
+    }
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(adopt_fd_.get(), &one, sizeof(one));
+    *client_end = std::move(theirs);
+    return 0;
+}
+
+std::shared_ptr<core::ClientFile> SocketServer::Impl::file_of(int fd)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return nullptr;
+    std::shared_ptr<HandedFile> handed;
+    {
+        std::lock_guard guard(files_lock_);
+        auto it = files_.find(FileKey{st.st_dev, st.st_ino});
+        if (it != files_.end())
+            handed = it->second.lock();
+    }
+    return handed ? handed->get() : nullptr;
 }
 
 SocketServer::SocketServer(core::CoreServices& services, SocketOptions options)
