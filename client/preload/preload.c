@@ -257,7 +257,10 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	if (!ioasid_transport_owns(fd))
+	/* do_vfs_ioctl() answers these for every file before the file's own
+	 * ioctl; they set the descriptor's close-on-exec flag, which the
+	 * socket standing for the file carries as well. */
+	if (!ioasid_transport_owns(fd) || request == FIOCLEX || request == FIONCLEX)
 		return real_ioctl(fd, request, arg);
 	int ret = ioasid_transport_ioctl(fd, request, (uint64_t)(uintptr_t)arg);
 	return ret < 0 ? fail(-ret) : ret;

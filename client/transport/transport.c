@@ -709,7 +709,9 @@ static ssize_t file_io(int fd, uint16_t type, uint64_t buf, size_t count)
 		iov[0].iov_len = sizeof(request.hdr);
 		iov[1].iov_len = n;
 	} else {
-		request.read.count = (uint32_t)n;
+		/* The count itself, not what one reply can carry: the file's
+		 * rules apply to it (a fault fd's whole records). */
+		request.read.count = count < UINT32_MAX ? (uint32_t)count : UINT32_MAX;
 	}
 
 	pthread_mutex_lock(&conn->lock);

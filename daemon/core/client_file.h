@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <sys/types.h>
 
@@ -16,11 +17,15 @@ namespace ioasid::core {
 class ClientFile {
 public:
     virtual ~ClientFile() = default;
-    // Bytes read into `out`, or -errno; files without a read op answer as
-    // the kernel does for them.
-    [[nodiscard]] virtual ssize_t read(std::span<std::byte> out)
+    // read(2) of `count` bytes: what it returns, or -errno, with the bytes
+    // in `out`. The transport may offer fewer bytes than asked for (`out`
+    // shorter than `count`), so that a rule on the count (a whole number
+    // of records) is checked on `count` and the answer fits `out`. Files
+    // without a read op answer as the kernel does for them.
+    [[nodiscard]] virtual ssize_t read(std::span<std::byte> out, std::uint64_t count)
     {
         (void)out;
+        (void)count;
         return -EINVAL;
     }
     [[nodiscard]] virtual ssize_t write(std::span<const std::byte> in)

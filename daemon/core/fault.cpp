@@ -2,6 +2,7 @@
 
 #include <ioasid/iommufd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iterator>
@@ -48,16 +49,19 @@ std::uint32_t Fault::free_cookie() const
     return cookie;
 }
 
-// iommufd_fault_fops_read(): whole groups only; a buffer too small for the
-// first group is EINVAL, an empty queue reads 0 bytes.
-ssize_t Fault::read(std::span<std::byte> out)
+// iommufd_fault_fops_read(): whole groups only; a count too small for the
+// first group is EINVAL, an empty queue reads 0 bytes. Groups are delivered
+// up to what `out` holds; a transport that offers less than the count
+// (4 KiB over the socket) answers short, as read(2) may.
+ssize_t Fault::read(std::span<std::byte> out, std::uint64_t count)
 {
-    if (out.size() % kRecordSize)
+    if (count % kRecordSize)
         return -ESPIPE;
+    const std::size_t room = std::min<std::uint64_t>(count, out.size() - out.size() % kRecordSize);
     std::size_t done = 0;
     while (!deliver_.empty()) {
         Group& group = deliver_.front();
-        if (group.requests.size() * kRecordSize > out.size() - done)
+        if (group.requests.size() * kRecordSize > room - done)
             return done ? static_cast<ssize_t>(done) : -EINVAL;
         group.cookie = free_cookie();
         for (const PageRequest& request : group.requests) {
@@ -114,10 +118,10 @@ FaultFile::~FaultFile()
     fault_.reset();
 }
 
-ssize_t FaultFile::read(std::span<std::byte> out)
+ssize_t FaultFile::read(std::span<std::byte> out, std::uint64_t count)
 {
     std::lock_guard guard(ctx_.lock());
-    return fault_ ? fault_->read(out) : -EBADF;
+    return fault_ ? fault_->read(out, count) : -EBADF;
 }
 
 ssize_t FaultFile::write(std::span<const std::byte> in)

@@ -46,7 +46,7 @@ public:
     void respond_all(const Device& device);
 
     // The file operations, under the context's lock (fault.c's fops).
-    [[nodiscard]] ssize_t read(std::span<std::byte> out);
+    [[nodiscard]] ssize_t read(std::span<std::byte> out, std::uint64_t count);
     [[nodiscard]] ssize_t write(std::span<const std::byte> in);
 
     // Groups read but not answered, and groups not read yet: for tests and
@@ -85,7 +85,7 @@ public:
     // (a failed IOMMU_FAULT_QUEUE_ALLOC whose file never reached the client).
     void release_locked() { fault_.reset(); }
 
-    [[nodiscard]] ssize_t read(std::span<std::byte> out) override;
+    [[nodiscard]] ssize_t read(std::span<std::byte> out, std::uint64_t count) override;
     [[nodiscard]] ssize_t write(std::span<const std::byte> in) override;
 
 private:

@@ -54,11 +54,12 @@ int nested_alloc(Context& ctx, HwptPaging& parent, Device& device, const HwptAll
     constexpr std::uint32_t kNestedFlags = IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
     if ((request.flags & ~kNestedFlags) || request.data.length == 0)
         return -EOPNOTSUPP;
-    // A parent of another driver (domain->owner != ops) is as unusable as
-    // an automatic one.
+    // A parent of another IOMMU instance is as unusable as an automatic
+    // one: the nested domain's walks go through the parent's tables and
+    // IOTLB tags, which only its own unit invalidates (drivers refuse a
+    // parent of another instance, as arm_vsmmu_alloc() does).
     const EmulatedDevice& emulated = device.emulated();
-    if (parent.auto_domain() || !parent.nest_parent() ||
-        parent.domain().unit().family() != emulated.unit->family())
+    if (parent.auto_domain() || !parent.nest_parent() || &parent.domain().unit() != emulated.unit)
         return -EINVAL;
     std::unique_ptr<hw::NestedDomain> domain;
     if (int rc = emulated.unit->alloc_nested_domain(*emulated.endpoint, parent.domain(), request.data, &domain))

@@ -83,6 +83,13 @@ int SelftestAccess::pin(std::uint64_t iova, std::uint64_t length, bool write,
     return 0;
 }
 
+void SelftestAccess::forget(std::uint32_t item_id, bool renumber)
+{
+    (void)unpin(item_id);
+    if (renumber && item_id + 1 == next_id_)
+        --next_id_;
+}
+
 int SelftestAccess::unpin(std::uint32_t item_id)
 {
     for (auto it = items_.begin(); it != items_.end(); ++it) {

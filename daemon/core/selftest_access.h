@@ -48,8 +48,10 @@ public:
     // was, or an unmap of its range already dropped it).
     [[nodiscard]] int unpin(std::uint32_t item_id);
     // Undoes the pin of an item not yet reported, as the kernel's error
-    // path after iommufd_access_pin_pages() does.
-    void forget(std::uint32_t item_id) { (void)unpin(item_id); }
+    // path after iommufd_access_pin_pages() does. The kernel numbers an
+    // item only once its pages passed the check: `renumber` hands the id
+    // out again (a failed check), else it stays used (a failed answer).
+    void forget(std::uint32_t item_id, bool renumber);
     [[nodiscard]] int rw(std::uint64_t iova, std::span<std::byte> data, bool write);
     // iommufd_access_replace(): -ENOENT when `ioas_id` is no IOAS.
     [[nodiscard]] int replace_ioas(std::uint32_t ioas_id);

@@ -49,14 +49,16 @@ int get_access(Command& cmd, std::uint32_t fd, AccessRef* out)
 // were pinned from. Unmapped memory at uptr fails as GUP does.
 int check_pages(Command& cmd, std::uint64_t uptr, const std::vector<std::uint64_t>& phys)
 {
+    constexpr std::uint64_t kPageMask = ~(core::kPageSize - 1);
     for (std::size_t i = 0; i < phys.size(); ++i) {
-        const std::uint64_t va = uptr + i * core::kPageSize;
+        // Whole pages: the kernel pins from uptr's page on.
+        const std::uint64_t va = (uptr & kPageMask) + i * core::kPageSize;
         if (int rc = cmd.mem().check_mapped(va, 1, false))
             return rc == -ESRCH ? rc : -EFAULT;
         auto resolved = cmd.ctx.services().phys.resolve(phys[i]);
         auto* pages = resolved ? dynamic_cast<core::Pages*>(resolved->backing) : nullptr;
         if (!pages || pages->owner().process_key() != cmd.caller->process_key() ||
-            pages->uptr() + resolved->offset != va)
+            ((pages->uptr() + resolved->offset) & kPageMask) != va)
             return -EBADE;
     }
     return 0;
@@ -110,14 +112,16 @@ int test_access_pages(Command& cmd, iommu_test_cmd& test)
     if (int rc = access->pin(iova, args.length, args.flags & MOCK_FLAGS_ACCESS_WRITE, &phys, &item))
         return rc;
     // A zero uptr skips the check (syzkaller's way).
-    int rc = args.uptr ? check_pages(cmd, args.uptr - iova % core::kPageSize, phys) : 0;
-    if (rc == 0) {
-        args.out_access_pages_id = item;
-        rc = cmd.respond(test);
+    if (int rc = args.uptr ? check_pages(cmd, args.uptr - iova % core::kPageSize, phys) : 0) {
+        access->forget(item, true);
+        return rc;
     }
-    if (rc)
-        access->forget(item);
-    return rc;
+    args.out_access_pages_id = item;
+    if (int rc = cmd.respond(test)) {
+        access->forget(item, false);
+        return rc;
+    }
+    return 0;
 }
 
 int test_access_rw(Command& cmd, iommu_test_cmd& test)

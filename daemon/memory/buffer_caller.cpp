@@ -112,6 +112,8 @@ bool BufferCaller::capable(Capability cap) const
 template <typename Fn>
 int BufferCaller::for_each_piece(std::uint64_t addr, std::uint64_t length, bool for_write, Fn&& fn)
 {
+    if (exited_)
+        return -ESRCH;
     if (addr + length < addr)
         return -EFAULT;
     std::uint64_t done = 0;

@@ -34,6 +34,9 @@ public:
     [[nodiscard]] std::size_t file_count();
 
     void set_capable(Capability cap, bool on);
+    // The process exits: its memory answers -ESRCH from now on, as a
+    // ProcessCaller's does once its process is gone.
+    void exit() { std::lock_guard guard(lock_); exited_ = true; }
     void set_memlock_limit(std::uint64_t bytes) { memlock_limit_ = bytes; }
 
     CallerMemory& memory() override { return *this; }
@@ -65,6 +68,7 @@ private:
     std::map<int, std::shared_ptr<core::ClientFile>> files_;
     const uid_t uid_ = 1000;
     std::uint64_t key_;
+    bool exited_ = false;
     bool cap_ipc_lock_ = false;
     bool cap_sys_resource_ = true;
     std::uint64_t memlock_limit_ = UINT64_MAX;

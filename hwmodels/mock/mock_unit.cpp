@@ -62,7 +62,7 @@ int MockUnit::alloc_nested_domain(const Endpoint&, Domain& parent, const UserDat
 {
     if (data.type != kHwptDataSelftest)
         return -EOPNOTSUPP;
-    if (parent.unit().family() != family() || dynamic_cast<NestedDomain*>(&parent))
+    if (&parent.unit() != this || dynamic_cast<NestedDomain*>(&parent))
         return -EINVAL;
     return MockNestedDomain::create(*this, parent, data, out);
 }

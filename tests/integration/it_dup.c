@@ -156,6 +156,24 @@ static void test_dup_and_fork(void)
 	EXPECT_OK(close(fd));
 }
 
+/* The last close() tears the context down before it returns, as the
+ * kernel's release() does: a program that closes its iommufd and checks
+ * at once (the selftests' teardown counts pins right after) sees nothing
+ * of it left. One look, no waiting. */
+static void test_last_close_is_complete(void)
+{
+	if (!has_status)
+		return;
+	int observer = it_open(0);
+	int fd = it_open(0);
+	uint32_t ioas = it_must_alloc(fd);
+	EXPECT_OK(it_map_fixed(fd, ioas, buf, SZ_64K, 0x100000));
+	long long ctx = it_context_id(fd);
+	EXPECT_OK(close(fd));
+	EXPECT_TRUE(it_wait_context_gone(observer, ctx, 1));
+	EXPECT_OK(close(observer));
+}
+
 int main(int argc, char **argv)
 {
 	it_init(argc, argv);
@@ -174,5 +192,6 @@ int main(int argc, char **argv)
 	test_dup_family();
 	test_dup2_over_other();
 	test_dup_and_fork();
+	test_last_close_is_complete();
 	return it_finish();
 }

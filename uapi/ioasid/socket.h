@@ -175,8 +175,9 @@ struct ioasid_socket_ioctl_fd {
  *
  * On a file's connection the client sends only these, each answered with an
  * ioasid_socket_ioctl_reply (hdr.type as the request):
- *   IOASID_SOCKET_READ: ioasid_socket_read; result is the byte count read
- *     or -errno, and that many bytes follow the reply (hdr.length). At most
+ *   IOASID_SOCKET_READ: ioasid_socket_read, `count` being read(2)'s own
+ *     (the file's rules apply to it); result is the byte count read or
+ *     -errno, and that many bytes follow the reply (hdr.length). At most
  *     IOASID_SOCKET_MAX_INLINE bytes per message: a larger read(2) is
  *     answered short.
  *   IOASID_SOCKET_WRITE: the header and hdr.length bytes to write (at most

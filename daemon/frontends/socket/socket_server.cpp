@@ -84,11 +84,13 @@ struct DeviceFile {
 
 // A file handed to the client (core::ClientFile). Like the kernel's file
 // it holds a reference on the context it came from, so the context outlives
-// the iommufd's last close while the client holds the file. The first
-// RELEASE, or the last connection's end, drops both, the file first.
+// the iommufd's last close while the client holds the file. That reference
+// lives in the same pointer as the file (see hand_over()): whoever still
+// holds the file (a request that found it, a read in progress) holds its
+// context too, and the context goes only after the file. The first
+// RELEASE, or the last connection's end, drops the connections' share.
 struct HandedFile {
     std::mutex lock;
-    std::shared_ptr<Session> session;
     std::shared_ptr<core::ClientFile> file;
 
     [[nodiscard]] std::shared_ptr<core::ClientFile> get()
@@ -99,16 +101,12 @@ struct HandedFile {
     // Takes the context's lock through the file's end: never on the loop.
     void release()
     {
-        std::shared_ptr<core::ClientFile> dropped_file;
-        std::shared_ptr<Session> dropped_session;
+        std::shared_ptr<core::ClientFile> dropped;
         {
             std::lock_guard guard(lock);
-            dropped_file = std::move(file);
-            dropped_session = std::move(session);
+            dropped = std::move(file);
         }
-        dropped_file.reset();
     }
-    ~HandedFile() { file.reset(); }
 };
 
 // What a token lets a connection join: a context, a device file, or a file.
@@ -494,6 +492,10 @@ void SocketServer::Impl::handle(std::shared_ptr<Connection> conn,
         if (valid && !conn->version)
             conn->version = hdr.version;
     }
+    // Nothing may follow a RELEASE: a worker may be dropping conn->session,
+    // which the loop then must not read or write.
+    if (valid && conn->released)
+        valid = false;
     if (valid) {
         switch (hdr.type) {
         case IOASID_SOCKET_OPEN:
@@ -521,11 +523,6 @@ void SocketServer::Impl::handle(std::shared_ptr<Connection> conn,
             // The fixed part of each. IOCTL on a context or a device,
             // IOCTL_FD on a device, RELEASE on a device, or (version 2) a
             // file or a context, READ and WRITE (version 2) on a file.
-            // Nothing may follow a RELEASE.
-            if (conn->released) {
-                valid = false;
-                break;
-            }
             const bool on_file = conn->version >= 2 && conn->file;
             std::size_t fixed = sizeof(ioasid_socket_hdr);
             switch (hdr.type) {
@@ -866,7 +863,7 @@ void SocketServer::Impl::serve_file_io(Connection& conn, const Message& message)
         std::memcpy(&request, message.bytes.data(), sizeof(request));
         const std::size_t count = std::min<std::size_t>(request.count, out.bytes.size());
         if (file)
-            rc = file->read(std::span(out.bytes).first(count));
+            rc = file->read(std::span(out.bytes).first(count), request.count);
         // A file that claims more than it was given is not believed.
         if (rc > static_cast<ssize_t>(count))
             rc = -EIO;
@@ -899,9 +896,14 @@ int SocketServer::Impl::hand_over(Connection& conn, memory::RequestCaller::Stage
         ::fstat(theirs.get(), &st) != 0)
         return -errno;
 
+    // Members go in reverse order: the file before its session.
+    struct FileWithSession {
+        std::shared_ptr<Session> session;
+        std::shared_ptr<core::ClientFile> file;
+    };
+    auto owned = std::make_shared<FileWithSession>(FileWithSession{conn.session, std::move(staged.file)});
     auto handed = std::make_shared<HandedFile>();
-    handed->session = conn.session;
-    handed->file = std::move(staged.file);
+    handed->file = std::shared_ptr<core::ClientFile>(owned, owned->file.get());
     if (!new_token(token, Joinable{{}, {}, handed}))
         return -errno;
     {

@@ -331,3 +331,19 @@ TEST_CASE("HWPT_ALLOC nested: families without nesting keep refusing", "[hwpt_ne
     CHECK(alloc_nested(c, v0, parent, nullptr, kDefault, 4, IOMMU_HWPT_DATA_SELFTEST) == -EOPNOTSUPP);
     CHECK(c.destroy(parent) == 0);
 }
+
+TEST_CASE("HWPT_ALLOC nested: a parent of another mock unit is refused", "[hwpt_nested]")
+{
+    // The nested domain walks through the parent's tables and caches under
+    // its IOTLB tags, which only the parent's own unit invalidates: a
+    // parent on mock1 for a device on mock0 would keep stale translations.
+    NestedFixture f;
+    Client& c = f.c;
+    const std::uint32_t x0 = bind_ok(c, "x0"); // on mock1
+    const std::uint32_t other = hwpt_alloc_ok(c, x0, f.ioas, kParent);
+    CHECK(alloc_nested(c, f.m0, other, nullptr) == -EINVAL);
+    std::uint32_t same = 0;
+    CHECK(alloc_nested(c, f.m0, f.parent, &same) == 0);
+    CHECK(c.destroy(same) == 0);
+    CHECK(c.destroy(other) == 0);
+}

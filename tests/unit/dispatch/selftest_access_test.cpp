@@ -148,7 +148,7 @@ TEST_CASE("CREATE_ACCESS: flags, IOAS, the fd handed over", "[selftest_access]")
         REQUIRE(create_access(c, f.ioas, 0, &fd) == 0);
         std::byte b[8]{};
         auto file = c.buffer().file(static_cast<int>(fd));
-        CHECK(file->read(b) == -EINVAL);
+        CHECK(file->read(b, sizeof(b)) == -EINVAL);
         CHECK(file->write(b) == -EINVAL);
     }
 }
@@ -277,6 +277,16 @@ TEST_CASE("ACCESS_PAGES: uptr must name the caller's own pages behind the IOVA",
     {
         CHECK(access_pages(c, f.fd, kIova + 3 * kPage, kPage, kBufferAddr, 0) == -EBADE);
         CHECK(pins_at(f, f.ioas, kIova + 3 * kPage) == 0);
+        // The kernel numbers an item once its pages passed the check.
+        std::uint32_t next = 0;
+        CHECK(access_pages(c, f.fd, kIova + 3 * kPage, kPage, kBufferAddr + 3 * kPage, 0, &next) == 0);
+        CHECK(next == item + 1);
+    }
+    SECTION("uptr inside the page: the whole page is compared, as GUP pins it")
+    {
+        std::uint32_t next = 0;
+        CHECK(access_pages(c, f.fd, kIova + 3 * kPage, kPage, kBufferAddr + 3 * kPage + 100, 0, &next) == 0);
+        CHECK(next == item + 1);
     }
     SECTION("unmapped memory at uptr fails as GUP does -> EFAULT")
     {

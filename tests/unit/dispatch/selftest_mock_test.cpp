@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/selftest_device.h"
+#include "dispatch/dispatcher.h"
 #include "hardware_fixture.h"
 
 namespace ioasid::test {
@@ -548,6 +549,31 @@ TEST_CASE("PinAccounting: per-page pins of a process", "[selftest_mock]")
     accounting.note_unpinned(7, 15, 24);
     CHECK(!accounting.first_page_pinned_otherwise(7, 0, 100, 0));
     CHECK(!accounting.first_page_pinned_otherwise(8, 0, 100, 1));
+}
+
+TEST_CASE("MOCK_DOMAIN over a mapping whose process has exited -> EFAULT, nothing left", "[selftest_mock]")
+{
+    // iommufd.c fork_gone (no_domain): a forked child maps its memory and
+    // exits; the parent's later MOCK_DOMAIN must pin those pages and finds
+    // no mm (mmget_not_zero() fails in pages.c): EFAULT, not our ESRCH.
+    HardwareFixture f;
+    Client& c = f.client;
+    auto child = Client::make_caller();
+    iommu_ioas_map map{};
+    map.size = sizeof(map);
+    map.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+    map.ioas_id = f.ioas;
+    map.user_va = kBufferAddr;
+    map.length = 16 * 4096;
+    map.iova = 1ULL << 24;
+    REQUIRE(child->memory().write(kStructAddr, std::as_bytes(std::span(&map, 1))) == 0);
+    REQUIRE(dispatch::ioctl(c.ctx(), IOMMU_IOAS_MAP, child, kStructAddr) == 0);
+    child->exit();
+
+    CHECK(mock_domain(c, f.ioas).rc == -EFAULT);
+    CHECK(count_objects(c, core::ObjectType::selftest) == 0);
+    CHECK(count_objects(c, core::ObjectType::device) == 0);
+    CHECK(runtime_devices(f.services.hardware) == 0);
 }
 
 } // namespace ioasid::test
