@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cerrno>
 #include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 namespace ioasid::core {
@@ -13,7 +14,15 @@ using Interval = boost::icl::discrete_interval<std::uint64_t>;
 
 namespace {
 
-// IOMMU_IOAS_MAP: the process's memory as it is mapped when it is reached.
+// IOMMU_IOAS_MAP: the process's memory. The kernel pins pages, and a pinned
+// page stays the same page whatever the process does afterwards: unmap,
+// remap, exit. The daemon reaches the process by address, which follows
+// the process instead. Where pinned pages belong to a shared shmem or
+// hugetlbfs mapping, the daemon therefore opens the file behind it at pin
+// time and maps it itself, and the pinned range is read and written there
+// until it is unpinned (which is also a plain memcpy, faster than a copy
+// across processes). Private memory has no such handle: it is reached
+// through the process, and is gone with it.
 class UserSource final : public PagesSource {
 public:
     UserSource(std::shared_ptr<memory::Caller> process, std::uint64_t uptr)
@@ -29,18 +38,125 @@ public:
         const int rc = process_->memory().check_mapped(uptr_ + offset, length, for_write);
         return rc == -ESRCH ? -EFAULT : rc;
     }
+
+    void pinned(std::uint64_t offset, std::uint64_t length) override
+    {
+        std::vector<memory::SharedFileRange> files;
+        if (process_->memory().shared_files(uptr_ + offset, length, &files))
+            return;
+        std::unique_lock guard(held_lock_);
+        // What was held here before belongs to an earlier pin.
+        forget(offset, offset + length);
+        for (memory::SharedFileRange& file : files) {
+            // The window is whole pages of the file: hugetlbfs maps nothing less.
+            const std::uint64_t unit = file.page_size;
+            const std::uint64_t first = file.offset & ~(unit - 1);
+            std::uint64_t last;
+            if (__builtin_add_overflow(file.offset, file.length + unit - 1, &last))
+                continue;
+            last &= ~(unit - 1);
+            auto mapping = std::make_shared<memory::MappedFile>();
+            // Not held, the range is still reached through the process.
+            if (memory::MappedFile::map(file.file.get(), first, last - first, file.writable,
+                                        mapping.get()))
+                continue;
+            held_.emplace(file.addr - uptr_,
+                          Held{file.addr - uptr_ + file.length, std::move(mapping),
+                               file.offset - first});
+        }
+        held_count_.store(held_.size(), std::memory_order_release);
+    }
+
+    void unpinned(std::uint64_t offset, std::uint64_t length) override
+    {
+        std::unique_lock guard(held_lock_);
+        forget(offset, offset + length);
+        held_count_.store(held_.size(), std::memory_order_release);
+    }
+
     int read(std::uint64_t offset, std::span<std::byte> out) override
     {
-        return process_->memory().device_read(uptr_ + offset, out);
+        return copy(offset, out.size(),
+                    [&](const memory::MappedFile* file, std::uint64_t at, std::uint64_t done,
+                        std::uint64_t n) {
+                        auto piece = out.subspan(done, n);
+                        return file ? (file->read(at, piece) ? -EFAULT : 0)
+                                    : process_->memory().device_read(at, piece);
+                    });
     }
     int write(std::uint64_t offset, std::span<const std::byte> in) override
     {
-        return process_->memory().device_write(uptr_ + offset, in);
+        return copy(offset, in.size(),
+                    [&](const memory::MappedFile* file, std::uint64_t at, std::uint64_t done,
+                        std::uint64_t n) {
+                        auto piece = in.subspan(done, n);
+                        return file ? (file->write(at, piece) ? -EFAULT : 0)
+                                    : process_->memory().device_write(at, piece);
+                    });
     }
 
 private:
+    // A pinned range [offset, end) whose bytes are in `file` from `at` on.
+    struct Held {
+        std::uint64_t end;
+        std::shared_ptr<const memory::MappedFile> file;
+        std::uint64_t at;
+    };
+
+    // Splits the copy of [offset, offset + length) into pieces held in a
+    // file and pieces of the process: piece(file or nullptr, where in the
+    // file or the client address, bytes done so far, piece length).
+    template <typename Piece>
+    int copy(std::uint64_t offset, std::uint64_t length, Piece piece)
+    {
+        if (held_count_.load(std::memory_order_acquire) == 0)
+            return piece(nullptr, uptr_ + offset, 0, length);
+        std::shared_lock guard(held_lock_);
+        std::uint64_t done = 0;
+        while (done < length) {
+            const std::uint64_t pos = offset + done;
+            auto next = held_.upper_bound(pos);
+            std::uint64_t n = length - done;
+            int rc;
+            if (next != held_.begin() && std::prev(next)->second.end > pos) {
+                const auto& [begin, held] = *std::prev(next);
+                n = std::min(n, held.end - pos);
+                rc = piece(held.file.get(), held.at + (pos - begin), done, n);
+            } else {
+                if (next != held_.end())
+                    n = std::min(n, next->first - pos);
+                rc = piece(nullptr, uptr_ + pos, done, n);
+            }
+            if (rc)
+                return rc;
+            done += n;
+        }
+        return 0;
+    }
+
+    // Drops what is held for [lo, hi), keeping the parts of entries outside.
+    void forget(std::uint64_t lo, std::uint64_t hi)
+    {
+        auto it = held_.upper_bound(lo);
+        if (it != held_.begin() && std::prev(it)->second.end > lo)
+            --it;
+        while (it != held_.end() && it->first < hi) {
+            auto [begin, held] = *it;
+            it = held_.erase(it);
+            if (begin < lo)
+                held_.emplace(begin, Held{lo, held.file, held.at});
+            if (held.end > hi)
+                it = held_.emplace(hi, Held{held.end, held.file, held.at + (hi - begin)}).first;
+        }
+    }
+
     std::shared_ptr<memory::Caller> process_;
     std::uint64_t uptr_;
+
+    // Copies (emulated DMA) read the held ranges while pins change them.
+    std::shared_mutex held_lock_;
+    std::map<std::uint64_t, Held> held_; // by first offset
+    std::atomic<std::size_t> held_count_{0};
 };
 
 // IOMMU_IOAS_MAP_FILE: pages of a file. The daemon holds its own
@@ -289,11 +405,12 @@ int Pages::pin(std::uint64_t first, std::uint64_t last)
     pins_ += std::make_pair(Interval::closed(first, last), std::uint32_t{1});
     npinned_ += newly;
     // What just went from no pin to one is what the process's pages gained.
-    if (user_memory_)
-        for_each_single_pin(first, last, [&](std::uint64_t lo, std::uint64_t hi) {
+    for_each_single_pin(first, last, [&](std::uint64_t lo, std::uint64_t hi) {
+        source_->pinned(lo * kPageSize, (hi - lo + 1) * kPageSize);
+        if (user_memory_)
             services_.accounting.note_pinned(owner_->process_key(), start_ / kPageSize + lo,
                                              start_ / kPageSize + hi);
-        });
+    });
     return 0;
 }
 
@@ -304,6 +421,7 @@ void Pages::unpin(std::uint64_t first, std::uint64_t last)
     std::uint64_t released = 0;
     for_each_single_pin(first, last, [&](std::uint64_t lo, std::uint64_t hi) {
         released += hi - lo + 1;
+        source_->unpinned(lo * kPageSize, (hi - lo + 1) * kPageSize);
         if (user_memory_)
             services_.accounting.note_unpinned(owner_->process_key(), start_ / kPageSize + lo,
                                                start_ / kPageSize + hi);

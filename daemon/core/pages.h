@@ -37,6 +37,10 @@ public:
     // memfd_pin_folios()), as the errno it gives.
     [[nodiscard]] virtual int check_range(std::uint64_t offset, std::uint64_t length,
                                           bool for_write) = 0;
+    // The range went from no pin to one, or back: what the source keeps
+    // hold of for pinned pages only.
+    virtual void pinned(std::uint64_t offset, std::uint64_t length) { (void)offset, (void)length; }
+    virtual void unpinned(std::uint64_t offset, std::uint64_t length) { (void)offset, (void)length; }
     [[nodiscard]] virtual int read(std::uint64_t offset, std::span<std::byte> out) = 0;
     [[nodiscard]] virtual int write(std::uint64_t offset, std::span<const std::byte> in) = 0;
 };

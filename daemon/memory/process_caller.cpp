@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
@@ -11,9 +12,13 @@
 #include <cerrno>
 #include <csignal>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <linux/capability.h>
 #include <string>
+#include <string_view>
+
+#include "mapped_file.h"
 
 namespace ioasid::memory {
 namespace {
@@ -90,6 +95,53 @@ ProcessStatus read_status(pid_t pid)
         }
     }
     return out;
+}
+
+// One line of /proc/<pid>/maps: "lo-hi perms offset major:minor inode path".
+struct Mapping {
+    std::uint64_t lo = 0, hi = 0, offset = 0, inode = 0;
+    unsigned major = 0, minor = 0;
+    bool readable = false, writable = false, shared = false;
+};
+
+bool parse_mapping(std::string_view line, Mapping* m)
+{
+    const char* p = line.data();
+    const char* end = p + line.size();
+    auto hex = [&](auto& value, char stop) {
+        auto [next, ec] = std::from_chars(p, end, value, 16);
+        if (ec != std::errc{} || next == end || *next != stop)
+            return false;
+        p = next + 1;
+        return true;
+    };
+    if (!hex(m->lo, '-') || !hex(m->hi, ' ') || end - p < 5)
+        return false;
+    m->readable = p[0] == 'r';
+    m->writable = p[1] == 'w';
+    m->shared = p[3] == 's';
+    p += 5;
+    if (!hex(m->offset, ' ') || !hex(m->major, ':') || !hex(m->minor, ' '))
+        return false;
+    return std::from_chars(p, end, m->inode).ec == std::errc{};
+}
+
+// Calls fn(mapping) for each mapping of the process that ends above `addr`,
+// in ascending order, until one starts at or above `end` or fn returns false.
+template <typename Fn>
+void for_each_mapping(pid_t tgid, std::uint64_t addr, std::uint64_t end, Fn fn)
+{
+    std::ifstream maps("/proc/" + std::to_string(tgid) + "/maps");
+    std::string line;
+    Mapping m;
+    while (std::getline(maps, line)) {
+        if (!parse_mapping(line, &m))
+            return;
+        if (m.hi <= addr)
+            continue;
+        if (m.lo >= end || !fn(m))
+            return;
+    }
 }
 
 } // namespace
@@ -294,32 +346,64 @@ int ProcessCaller::check_mapped(std::uint64_t addr, std::uint64_t length, bool f
         return 0;
     if (addr + length < addr)
         return -EFAULT;
-    std::ifstream maps("/proc/" + std::to_string(tgid_) + "/maps");
-    std::string line;
     std::uint64_t next = addr;
     const std::uint64_t end = addr + length;
-    // Mappings are listed in ascending order; walk until [addr, end) is covered.
-    while (next < end && std::getline(maps, line)) {
-        std::uint64_t lo = 0, hi = 0;
-        auto dash = line.find('-');
-        auto space = line.find(' ');
-        if (dash == std::string::npos || space == std::string::npos || space + 2 >= line.size())
-            return -EFAULT;
-        std::from_chars(line.data(), line.data() + dash, lo, 16);
-        std::from_chars(line.data() + dash + 1, line.data() + space, hi, 16);
-        if (hi <= next)
-            continue;
-        if (lo > next)
-            break;
-        bool readable = line[space + 1] == 'r';
-        bool writable = line[space + 2] == 'w';
-        if (!(for_write ? writable : readable))
-            return -EFAULT;
-        next = hi;
-    }
+    int rc = 0;
+    for_each_mapping(tgid_, addr, end, [&](const Mapping& m) {
+        if (m.lo > next)
+            return false;
+        if (!(for_write ? m.writable : m.readable)) {
+            rc = -EFAULT;
+            return false;
+        }
+        next = m.hi;
+        return next < end;
+    });
     if (!same_address_space())
         return -ESRCH;
+    if (rc)
+        return rc;
     return next >= end ? 0 : -EFAULT;
+}
+
+int ProcessCaller::shared_files(std::uint64_t addr, std::uint64_t length,
+                                std::vector<SharedFileRange>* out)
+{
+    out->clear();
+    std::uint64_t end;
+    if (length == 0 || __builtin_add_overflow(addr, length, &end))
+        return 0;
+    const std::string dir = "/proc/" + std::to_string(tgid_) + "/map_files/";
+    for_each_mapping(tgid_, addr, end, [&](const Mapping& m) {
+        if (!m.shared || m.inode == 0)
+            return true;
+        // Opening map_files needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE);
+        // without it the range stays reachable through the process only.
+        char name[40];
+        std::snprintf(name, sizeof(name), "%llx-%llx", static_cast<unsigned long long>(m.lo),
+                      static_cast<unsigned long long>(m.hi));
+        UniqueFd file(::open((dir + name).c_str(), (m.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+        if (!file)
+            return true;
+        // The mapping may have changed between reading maps and the open.
+        struct stat st {};
+        FileFacts facts;
+        if (::fstat(file.get(), &st) != 0 || st.st_ino != m.inode || major(st.st_dev) != m.major ||
+            minor(st.st_dev) != m.minor || describe_file(file.get(), &facts) != 0 ||
+            !facts.memfd_like)
+            return true;
+        const std::uint64_t lo = std::max(addr, m.lo);
+        const std::uint64_t hi = std::min(end, m.hi);
+        out->push_back(SharedFileRange{.addr = lo, .length = hi - lo,
+                                       .offset = m.offset + (lo - m.lo),
+                                       .page_size = facts.page_size, .writable = m.writable,
+                                       .file = std::move(file)});
+        return true;
+    });
+    // A recycled pid names another process, whose files are not ours.
+    if (!same_address_space())
+        out->clear();
+    return 0;
 }
 
 } // namespace ioasid::memory

@@ -53,6 +53,8 @@ private:
     int check_mapped(std::uint64_t addr, std::uint64_t length, bool for_write) override;
     int device_read(std::uint64_t addr, std::span<std::byte> out) override;
     int device_write(std::uint64_t addr, std::span<const std::byte> in) override;
+    int shared_files(std::uint64_t addr, std::uint64_t length,
+                     std::vector<SharedFileRange>* out) override;
 
     pid_t tgid_;
     uid_t uid_;

@@ -2,11 +2,16 @@
 // addresses that resolve to the client's memory.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "core/context.h"
 #include "core/pages.h"
 #include "memory/buffer_caller.h"
+#include "memory/process_caller.h"
 
 using namespace ioasid;
 
@@ -166,4 +171,69 @@ TEST_CASE("a huge mapping with one pinned page takes one chunk of physical space
     huge->unpin(0, 0);
     other->unpin(1, 1);
     CHECK(f.services.phys.reserved_pages() == 0);
+}
+
+TEST_CASE("pinned pages of a shared mapping outlive the process that mapped them", "[core][pages]")
+{
+    // As the kernel's long-term pins do (the selftests' fork_gone): a forked
+    // child maps, the device keeps the pages after the child exits, and
+    // sees the parent's later writes to the same shared memory.
+    Fixture f;
+    auto* shared = static_cast<char*>(
+        mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    auto* priv = static_cast<char*>(
+        mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    REQUIRE(shared != MAP_FAILED);
+    REQUIRE(priv != MAP_FAILED);
+    std::strcpy(shared + kPage, "before the fork");
+    std::strcpy(priv, "private page");
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        char c;
+        (void)!::read(go[0], &c, 1);
+        _exit(0);
+    }
+    auto caller = std::shared_ptr<memory::ProcessCaller>(memory::ProcessCaller::open(child, getuid()));
+    REQUIRE(caller);
+    std::shared_ptr<core::Pages> pages, private_pages;
+    REQUIRE(core::Pages::create(caller, reinterpret_cast<std::uint64_t>(shared), 4 * kPage, true,
+                                core::AccountMode::user, f.pin, &pages) == 0);
+    REQUIRE(core::Pages::create(caller, reinterpret_cast<std::uint64_t>(priv), kPage, true,
+                                core::AccountMode::user, f.pin, &private_pages) == 0);
+    REQUIRE(pages->pin(0, 2) == 0);
+    REQUIRE(private_pages->pin(0, 0) == 0);
+    char byte = 0;
+    REQUIRE(::write(go[1], &byte, 1) == 1);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    close(go[0]);
+    close(go[1]);
+
+    char got[32] = {};
+    auto out = std::as_writable_bytes(std::span(got));
+    REQUIRE(pages->read(kPage, out) == 0);
+    CHECK(std::string(got) == "before the fork");
+    std::strcpy(shared + 100, "after the exit");
+    REQUIRE(pages->read(100, out) == 0);
+    CHECK(std::string(got) == "after the exit");
+    const char device[] = "from a device";
+    REQUIRE(pages->write(2 * kPage, std::as_bytes(std::span(device))) == 0);
+    CHECK(std::string(shared + 2 * kPage) == device);
+    // A copy into the page nobody pinned needs the process, which is gone;
+    // so does any copy of private memory.
+    CHECK(pages->read(3 * kPage - 8, out) != 0);
+    CHECK(private_pages->read(0, out) != 0);
+    // Unpinned, the pages are reached through the process again: nothing.
+    pages->unpin(1, 1);
+    CHECK(pages->read(kPage, out) != 0);
+    CHECK(pages->read(0, out) == 0);
+    pages->unpin(0, 0);
+    pages->unpin(2, 2);
+    CHECK(pages->read(2 * kPage, out) != 0);
+    private_pages->unpin(0, 0);
+    munmap(shared, 4 * kPage);
+    munmap(priv, kPage);
 }
