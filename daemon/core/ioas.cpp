@@ -10,6 +10,23 @@ PendingObject<Ioas> ioas_alloc(Context& ctx)
     return PendingObject<Ioas>(ctx.objects(), std::make_unique<Ioas>());
 }
 
+int ioas_map_user_pages(Context& ctx, Ioas& ioas, const std::shared_ptr<memory::Caller>& caller,
+                        std::uint64_t user_va, std::uint64_t length, std::uint64_t* iova,
+                        bool readable, bool writable, bool alloc_iova)
+{
+    // The pages read the process for as long as they are mapped; a caller
+    // whose memory the daemon cannot reach has nothing to map.
+    std::shared_ptr<memory::Caller> source = caller->lasting();
+    if (!source)
+        return -EFAULT;
+    std::shared_ptr<Pages> pages;
+    if (int rc = Pages::create(std::move(source), user_va, length, writable, ctx.account_mode(),
+                               ctx.pin_services(), &pages))
+        return rc;
+    PagesSlice slice{pages, user_va - pages->uptr(), length};
+    return ioas.iopt().map_pages({&slice, 1}, length, iova, readable, writable, alloc_iova);
+}
+
 int ioas_map(Context& ctx, const std::shared_ptr<memory::Caller>& caller, const MapRequest& request,
              std::uint64_t* iova)
 {
@@ -20,20 +37,9 @@ int ioas_map(Context& ctx, const std::shared_ptr<memory::Caller>& caller, const 
     Ioas* ioas = ctx.objects().find_as<Ioas>(request.ioas_id);
     if (!ioas)
         return -ENOENT;
-
-    // The pages read the process for as long as they are mapped; a caller
-    // whose memory the daemon cannot reach has nothing to map.
-    std::shared_ptr<memory::Caller> source = caller->lasting();
-    if (!source)
-        return -EFAULT;
-    std::shared_ptr<Pages> pages;
-    if (int rc = Pages::create(std::move(source), request.user_va, request.length, request.writable,
-                               ctx.account_mode(), ctx.pin_services(), &pages))
-        return rc;
-    PagesSlice slice{pages, request.user_va - pages->uptr(), request.length};
     *iova = request.iova;
-    return ioas->iopt().map_pages({&slice, 1}, request.length, iova, request.readable,
-                                  request.writable, !request.fixed_iova);
+    return ioas_map_user_pages(ctx, *ioas, caller, request.user_va, request.length, iova,
+                               request.readable, request.writable, !request.fixed_iova);
 }
 
 // The order of Linux 6.13: ioas.c iommufd_ioas_map_file(), then

@@ -73,6 +73,15 @@ struct CopyRequest {
 [[nodiscard]] int ioas_map(Context& ctx, const std::shared_ptr<memory::Caller>& caller,
                            const MapRequest& request, std::uint64_t* iova);
 
+// What IOMMU_IOAS_MAP and VFIO_IOMMU_MAP_DMA share, the kernel's
+// iopt_map_user_pages(): [user_va, user_va + length) of `caller`'s memory
+// at *iova, or at an IOVA chosen and written there when `alloc_iova`.
+[[nodiscard]] int ioas_map_user_pages(Context& ctx, Ioas& ioas,
+                                      const std::shared_ptr<memory::Caller>& caller,
+                                      std::uint64_t user_va, std::uint64_t length,
+                                      std::uint64_t* iova, bool readable, bool writable,
+                                      bool alloc_iova);
+
 // IOMMU_IOAS_MAP_FILE (Linux 6.13) of a file the caller holds open; *iova
 // gets the IOVA used. The mapping keeps the daemon's own reference to the
 // file.

@@ -6,7 +6,6 @@
 #include <span>
 
 #include "ioas.h"
-#include "pages.h"
 
 namespace ioasid::core {
 
@@ -74,16 +73,8 @@ int vfio_compat_map_dma(Context& ctx, const std::shared_ptr<memory::Caller>& cal
     Ioas* ioas = ctx.vfio_ioas();
     if (!ioas)
         return -ENODEV;
-    std::shared_ptr<memory::Caller> source = caller->lasting();
-    if (!source)
-        return -EFAULT;
-    std::shared_ptr<Pages> pages;
-    if (int rc = Pages::create(std::move(source), user_va, length, writable, ctx.account_mode(),
-                               ctx.pin_services(), &pages))
-        return rc;
-    PagesSlice slice{pages, user_va - pages->uptr(), length};
-    return ioas->iopt().map_pages({&slice, 1}, length, &iova, readable, writable,
-                                  /*alloc_iova=*/false);
+    return ioas_map_user_pages(ctx, *ioas, caller, user_va, length, &iova, readable, writable,
+                               /*alloc_iova=*/false);
 }
 
 int vfio_compat_cut_for_unmap(Context& ctx, std::uint64_t iova, std::uint64_t length)
