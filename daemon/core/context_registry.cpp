@@ -29,6 +29,12 @@ void ContextRegistry::remove(Context& ctx)
     std::erase(contexts_, &ctx);
 }
 
+std::uint32_t ContextRegistry::opened() const
+{
+    std::lock_guard guard(lock_);
+    return next_serial_ - 1;
+}
+
 void ContextRegistry::for_each(const std::function<void(Context&)>& fn) const
 {
     std::lock_guard guard(lock_);

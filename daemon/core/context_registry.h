@@ -33,6 +33,9 @@ public:
     std::uint32_t add(Context& ctx);
     void remove(Context& ctx);
 
+    // How many contexts were ever added: what the daemon has served.
+    [[nodiscard]] std::uint32_t opened() const;
+
     // Calls `fn` on every context, with the registry locked.
     void for_each(const std::function<void(Context&)>& fn) const;
 

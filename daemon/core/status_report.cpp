@@ -214,7 +214,10 @@ std::string status_report(Context& own, const StatusQuery& query)
 {
     const ContextRegistry& registry = own.services().registry;
     const DaemonInfo info = registry.daemon_info();
-    json daemon = {{"pid", ::getpid()}, {"version", "0.1.0"}, {"transports", info.transports}};
+    json daemon = {{"pid", ::getpid()},
+                   {"version", "0.1.0"},
+                   {"transports", info.transports},
+                   {"contexts_opened", registry.opened()}};
     if (!info.devname.empty())
         daemon["devname"] = info.devname;
     if (!info.socket.empty())

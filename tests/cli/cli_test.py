@@ -292,6 +292,10 @@ def case_one_shot(c):
     report = c.json_lines(c.ctl("--json", "status", "--all"))[0]["report"]
     check(report["daemon"]["pid"] == c.daemon.proc.pid, f"daemon pid: {report['daemon']}")
     check(report["daemon"]["socket"] == c.daemon.sock, f"daemon socket: {report['daemon']}")
+    # Each ioasidctl run is a context the daemon served, counted at once.
+    again = c.json_lines(c.ctl("--json", "status", "--all"))[0]["report"]
+    check(again["daemon"]["contexts_opened"] == report["daemon"]["contexts_opened"] + 1,
+          f"contexts_opened: {report['daemon']} then {again['daemon']}")
     check(any(ctx.get("own") for ctx in report["contexts"]), f"own context: {report}")
 
     # Help, usage errors, version.
