@@ -92,6 +92,12 @@ static int open_device(int flags)
 	if (fd < 0)
 		return fail(-fd);
 	ioasid_transport_set_access_mode(fd, flags);
+	/* The file's O_NONBLOCK, as F_GETFL shows it: the socket carries it. */
+	if ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+		int err = errno;
+		close(fd);
+		return fail(err);
+	}
 	return fd;
 }
 
@@ -258,9 +264,12 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	/* do_vfs_ioctl() answers these for every file before the file's own
-	 * ioctl; they set the descriptor's close-on-exec flag, which the
-	 * socket standing for the file carries as well. */
-	if (!ioasid_transport_owns(fd) || request == FIOCLEX || request == FIONCLEX)
+	 * ioctl: close-on-exec, O_NONBLOCK and O_ASYNC, flags that the socket
+	 * standing for the file carries as well (the transport waits on a
+	 * non-blocking socket as iommufd's ioctls would; O_ASYNC signals
+	 * nothing but replies, none unless the client also sets an owner). */
+	if (!ioasid_transport_owns(fd) || request == FIOCLEX || request == FIONCLEX ||
+	    request == FIONBIO || request == FIOASYNC)
 		return real_ioctl(fd, request, arg);
 	int ret = ioasid_transport_ioctl(fd, request, (uint64_t)(uintptr_t)arg);
 	return ret < 0 ? fail(-ret) : ret;

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -192,6 +193,21 @@ static void fill_hdr(struct ioasid_socket_hdr *hdr, uint16_t type, uint32_t seq,
 	hdr->length = length;
 }
 
+/*
+ * The client may make the descriptor non-blocking (O_NONBLOCK at open,
+ * FIONBIO, fcntl), which sets the flag on the socket standing for the file.
+ * The kernel's iommufd ioctls never return EAGAIN for it, so a call waits
+ * for the socket as a blocking one would. 0, or -errno from poll().
+ */
+static int wait_for(int sock, short events)
+{
+	struct pollfd p = { .fd = sock, .events = events };
+	while (poll(&p, 1, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
 static int send_all(int sock, const struct iovec *iov, int iovcnt)
 {
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
@@ -199,6 +215,8 @@ static int send_all(int sock, const struct iovec *iov, int iovcnt)
 		if (sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0)
 			return 0;
 		if (errno == EINTR)
+			continue;
+		if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_for(sock, POLLOUT) == 0)
 			continue;
 		/* The daemon is gone: a CUSE node answers ENOTCONN then too. */
 		return -ENOTCONN;
@@ -225,6 +243,9 @@ static ssize_t receive_reply_fd(int sock, uint32_t seq, void *buf, size_t len, i
 				      .msg_control = &control, .msg_controllen = sizeof(control) };
 		ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    wait_for(sock, POLLIN) == 0)
 			continue;
 		/* A descriptor only ever comes with the reply that hands over
 		 * a file; one anywhere else is not kept. */
