@@ -277,6 +277,13 @@ static ssize_t receive_reply_fd(int sock, uint32_t seq, void *buf, size_t len, i
 				raw_close(received);
 			return -EPROTO;
 		}
+		/* What made poll() see POLLIN on a file; the daemon says it
+		 * again after a read that leaves something to read. */
+		if (hdr->type == IOASID_SOCKET_FILE_READY) {
+			if (received >= 0)
+				raw_close(received);
+			continue;
+		}
 		if (hdr->seq == seq && fd && hdr->type == IOASID_SOCKET_IOCTL_FILE) {
 			*fd = received;
 			return got;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <sys/types.h>
 
@@ -33,6 +34,14 @@ public:
         (void)in;
         return -EINVAL;
     }
+
+    // What poll(2) needs. The transport gives the file a way to tell the
+    // client it has become readable once the client has it; the file calls
+    // it, possibly under its context's lock (so it must not block), when
+    // something arrives for read() to find. readable() says whether a
+    // read() now would find something (POLLIN).
+    virtual void set_readable_signal(std::function<void()> signal) { (void)signal; }
+    [[nodiscard]] virtual bool readable() { return false; }
 };
 
 } // namespace ioasid::core

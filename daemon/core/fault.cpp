@@ -24,8 +24,11 @@ void Fault::report(const Device& device, const PageRequest& request)
     pending.push_back(request);
     if (!(request.flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE))
         return;
+    const bool was_empty = deliver_.empty();
     deliver_.push_back(Group{&device, device.id(), std::move(pending)});
     partial_.erase(&device);
+    if (was_empty && readable_signal_)
+        readable_signal_();
 }
 
 // The emulated devices wait for no answer, so "answering" a group is
@@ -115,6 +118,7 @@ FaultFile::~FaultFile()
     if (!fault_)
         return;
     std::lock_guard guard(ctx_.lock());
+    fault_->set_readable_signal(nullptr);
     fault_.reset();
 }
 
@@ -128,6 +132,23 @@ ssize_t FaultFile::write(std::span<const std::byte> in)
 {
     std::lock_guard guard(ctx_.lock());
     return fault_ ? fault_->write(in) : -EBADF;
+}
+
+void FaultFile::set_readable_signal(std::function<void()> signal)
+{
+    std::lock_guard guard(ctx_.lock());
+    if (!fault_)
+        return;
+    // What arrived before the client had the file is readable now.
+    if (signal && fault_->queued())
+        signal();
+    fault_->set_readable_signal(std::move(signal));
+}
+
+bool FaultFile::readable()
+{
+    std::lock_guard guard(ctx_.lock());
+    return fault_ && fault_->queued() > 0;
 }
 
 } // namespace ioasid::core

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <span>
 #include <vector>
@@ -54,6 +55,10 @@ public:
     [[nodiscard]] std::size_t awaiting_response() const { return responses_.size(); }
     [[nodiscard]] std::size_t queued() const { return deliver_.size(); }
 
+    // Called when the queue goes from empty to not empty, as the kernel
+    // wakes the file's pollers (iommufd_fault_iopf_handler()).
+    void set_readable_signal(std::function<void()> signal) { readable_signal_ = std::move(signal); }
+
 private:
     struct Group {
         const Device* device;
@@ -67,6 +72,7 @@ private:
     std::map<const Device*, std::vector<PageRequest>> partial_;
     std::deque<Group> deliver_;
     std::map<std::uint32_t, Group> responses_; // by cookie
+    std::function<void()> readable_signal_;
 };
 
 // The fault's file. It keeps the fault busy (IOMMU_DESTROY of it is EBUSY)
@@ -87,6 +93,8 @@ public:
 
     [[nodiscard]] ssize_t read(std::span<std::byte> out, std::uint64_t count) override;
     [[nodiscard]] ssize_t write(std::span<const std::byte> in) override;
+    void set_readable_signal(std::function<void()> signal) override;
+    [[nodiscard]] bool readable() override;
 
 private:
     Context& ctx_;

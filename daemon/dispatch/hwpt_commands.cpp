@@ -3,6 +3,7 @@
 #include <ioasid/iommufd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <vector>
 
@@ -99,10 +100,14 @@ int get_hw_info_command(Command& cmd, void* buf)
     const std::size_t copy = std::min<std::size_t>(args.data_len, info.data.size());
     if (copy && cmd.mem().write(args.data_uptr, std::span(info.data).first(copy)))
         return -EFAULT;
-    if (args.data_len > copy) {
-        const std::vector<std::byte> zeros(args.data_len - copy);
-        if (cmd.mem().write(args.data_uptr + copy, zeros))
+    // A page of zeros at a time, as clear_user() needs no buffer: data_len
+    // is the client's, up to 4 GiB.
+    static constexpr std::array<std::byte, 4096> kZeros{};
+    for (std::uint64_t done = copy; done < args.data_len;) {
+        const std::size_t n = std::min<std::uint64_t>(args.data_len - done, kZeros.size());
+        if (cmd.mem().write(args.data_uptr + done, std::span(kZeros).first(n)))
             return -EFAULT;
+        done += n;
     }
     args.data_len = static_cast<std::uint32_t>(info.data.size());
     args.out_data_type = info.type;

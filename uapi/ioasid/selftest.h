@@ -81,7 +81,7 @@ struct iommu_test_cmd {
 	__u32 op;
 	__u32 id;
 	__u32 __reserved;
-	union {
+	__extension__ union {	/* unnamed, as the kernel's */
 		struct {
 			__aligned_u64 start;
 			__aligned_u64 length;

@@ -55,8 +55,14 @@ enum ioasid_socket_msg {
 					* reply that hands over a file */
 	IOASID_SOCKET_READ = 8,        /* v2: read(2) on a file; reply: ioctl_reply
 					* and the bytes */
-	IOASID_SOCKET_WRITE = 9        /* v2: write(2) on a file, with the bytes;
+	IOASID_SOCKET_WRITE = 9,       /* v2: write(2) on a file, with the bytes;
 					* reply: ioasid_socket_ioctl_reply */
+	IOASID_SOCKET_FILE_READY = 10  /* v2, daemon to client only, unasked, seq
+					* 0, a bare header: the file has become
+					* readable. poll(2) on the file's socket
+					* then sees POLLIN, as on the kernel's
+					* file; the client drops the message
+					* wherever it finds it */
 };
 
 struct ioasid_socket_hdr {

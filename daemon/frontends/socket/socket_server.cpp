@@ -193,6 +193,7 @@ private:
     void serve_release(Connection& conn, const ioasid_socket_hdr& hdr);
     void serve_file_io(Connection& conn, const Message& message);
     void send_reply(Connection& conn, const void* reply, std::size_t length, int fd = -1);
+    static void send_readable(Connection& conn);
     [[nodiscard]] int hand_over(Connection& conn, memory::RequestCaller::StagedFile staged,
                                 memory::UniqueFd* client_end, Token* token);
     std::shared_ptr<core::ClientFile> file_of(int fd) override;
@@ -871,11 +872,26 @@ void SocketServer::Impl::serve_file_io(Connection& conn, const Message& message)
     } else if (file) {
         rc = file->write(std::span(message.bytes).subspan(sizeof(hdr), hdr.length));
     }
-    file.reset();
     fill_hdr(out.reply.hdr, static_cast<ioasid_socket_msg>(hdr.type), hdr.seq,
              static_cast<std::uint32_t>(returned), conn.version);
     out.reply.result = static_cast<std::int32_t>(rc);
     send_reply(conn, &out, sizeof(out.reply) + returned);
+    // The client drops any FILE_READY it finds while it waits for a reply,
+    // so what is still readable is said again after each: poll() must not
+    // miss what a read() would find. (This connection's RELEASE waits for
+    // this to return: holding the file so long does not delay a last close.)
+    if (file && file->readable())
+        send_readable(conn);
+}
+
+// Unasked, so it must never block nor close the connection: when the
+// client's buffer is full, it holds an earlier FILE_READY that still makes
+// poll() see POLLIN.
+void SocketServer::Impl::send_readable(Connection& conn)
+{
+    ioasid_socket_hdr hdr{};
+    fill_hdr(hdr, IOASID_SOCKET_FILE_READY, 0, 0, conn.version);
+    [[maybe_unused]] ssize_t n = ::send(conn.fd.get(), &hdr, sizeof(hdr), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 // The kernel's fd_install() for a file an ioctl made: a new connection
@@ -915,6 +931,11 @@ int SocketServer::Impl::hand_over(Connection& conn, memory::RequestCaller::Stage
     file_conn->id = next_id_++;
     file_conn->fd = std::move(ours);
     file_conn->version = conn.version;
+    if (auto file = handed->get())
+        file->set_readable_signal([weak = std::weak_ptr<Connection>(file_conn)] {
+            if (auto alive = weak.lock())
+                send_readable(*alive);
+        });
     file_conn->file = std::move(handed);
     {
         std::lock_guard guard(adopt_lock_);

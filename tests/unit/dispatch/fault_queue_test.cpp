@@ -339,3 +339,51 @@ TEST_CASE("Fault: requests gather into a group up to the last one", "[fault_queu
     CHECK(respond(*f.file, {{records.at(0).cookie, IOMMUFD_PAGE_RESP_SUCCESS}}) == kResponse);
     CHECK(f.fault.awaiting_response() == 0);
 }
+
+TEST_CASE("Fault file: readable while a group waits, signalled when the queue fills", "[fault_queue]")
+{
+    FaultFixture f;
+    Client& c = f.c;
+    const auto* device = c.ctx().objects().find_as<core::Device>(f.m0);
+    REQUIRE(device);
+    auto report = [&](std::uint32_t grpid, std::uint32_t flags) {
+        std::lock_guard guard(c.ctx().lock());
+        f.fault.report(*device, {.flags = flags, .pasid = 0, .grpid = grpid, .perm = 0, .addr = 0x1000});
+    };
+    constexpr std::uint32_t kLast = IOMMU_PGFAULT_FLAGS_LAST_PAGE;
+    // A group that came before the client had the file is signalled at once.
+    report(1, kLast);
+    int signals = 0;
+    f.file->set_readable_signal([&] { ++signals; });
+    CHECK(signals == 1);
+    CHECK(f.file->readable());
+
+    std::vector<iommu_hwpt_pgfault> records;
+    REQUIRE(read_records(*f.file, kRecord, &records) == kRecord);
+    CHECK_FALSE(f.file->readable());
+    // A request short of its group's last is nothing to read yet.
+    report(2, 0);
+    CHECK(signals == 1);
+    CHECK_FALSE(f.file->readable());
+    // Empty to not empty signals; a second group behind it does not.
+    report(2, kLast);
+    report(3, kLast);
+    CHECK(signals == 2);
+    REQUIRE(read_records(*f.file, 2 * kRecord, &records) == 2 * kRecord);
+    CHECK(f.file->readable()); // group 3 waits
+    REQUIRE(read_records(*f.file, kRecord, &records) == kRecord);
+    CHECK_FALSE(f.file->readable());
+    // The device leaving answers what waits: nothing left to read.
+    report(4, kLast);
+    CHECK(signals == 3);
+    {
+        std::lock_guard guard(c.ctx().lock());
+        f.fault.respond_all(*device);
+    }
+    CHECK_FALSE(f.file->readable());
+    // Once the client closed its file, nothing is signalled.
+    f.file.reset();
+    c.buffer().close_file(f.queue.fd);
+    report(5, kLast);
+    CHECK(signals == 3);
+}
