@@ -7,11 +7,11 @@
  * with EINVAL and ioctl with ENOTTY (an anonymous-inode file with only a
  * release method), the access keeps its iommufd context after the iommufd
  * is closed, and the last close() of the access fd ends the access before
- * it returns. The test command's ABI is written out here, as the kernel
- * keeps it in a header it does not install.
+ * it returns. The test command's ABI: it_test_cmd.h.
  */
 #define _GNU_SOURCE
 #include "it_common.h"
+#include "it_test_cmd.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -20,31 +20,6 @@
 
 #define SZ_64K 0x10000ul
 #define IOVA 0x100000ul
-
-enum { OP_CREATE_ACCESS = 5, OP_ACCESS_RW = 8 };
-enum { ACCESS_RW_WRITE = 1 };
-
-struct test_cmd {
-	uint32_t size;
-	uint32_t op;
-	uint32_t id;
-	uint32_t reserved;
-	union {
-		struct {
-			uint32_t out_access_fd;
-			uint32_t flags;
-		} create_access;
-		struct {
-			uint64_t iova;
-			uint64_t length;
-			uint64_t uptr;
-			uint32_t flags;
-		} access_rw;
-		uint8_t pad[48];
-	};
-	uint32_t last;
-};
-#define TEST_CMD _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32)
 
 static char *buf;
 

@@ -6,47 +6,17 @@
  * iommufd_fault_fops_poll()), so a program may sleep in poll() until a
  * device faults. Faults come from the selftest's TRIGGER_IOPF on a mock
  * device attached to a nested HWPT that names the queue, as the kernel's
- * own iopf test does; the test command's ABI is written out here, as the
- * kernel keeps it in a header it does not install.
+ * own iopf test does (the test command's ABI: it_test_cmd.h).
  */
 #define _GNU_SOURCE
 #include "it_common.h"
+#include "it_test_cmd.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-
-enum { OP_MOCK_DOMAIN = 2, OP_MOCK_DOMAIN_REPLACE = 10, OP_TRIGGER_IOPF = 15 };
-#define HWPT_DATA_SELFTEST 0xdead
-
-struct test_cmd {
-	uint32_t size;
-	uint32_t op;
-	uint32_t id;
-	uint32_t reserved;
-	union {
-		struct {
-			uint32_t out_stdev_id;
-			uint32_t out_hwpt_id;
-			uint32_t out_idev_id;
-		} mock_domain;
-		struct {
-			uint32_t pt_id;
-		} mock_domain_replace;
-		struct {
-			uint32_t dev_id;
-			uint32_t pasid;
-			uint32_t grpid;
-			uint32_t perm;
-			uint64_t addr;
-		} trigger_iopf;
-		uint64_t pad[6];
-	};
-	uint32_t last;
-};
-#define TEST_CMD _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32)
 
 static int fd, fault_fd;
 static uint32_t idev_id;
