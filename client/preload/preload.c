@@ -39,6 +39,7 @@
 #include <linux/close_range.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <ioasid/socket.h>
@@ -256,6 +257,27 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 	return real___openat64_2(dirfd, path, flags);
 }
 
+/* ioctl_fioasync(): the daemon's files, as iommufd's, have no fasync
+ * method, so changing O_ASYNC is ENOTTY and asking for what is set is 0.
+ * The socket is left alone: it would raise SIGIO on every reply. */
+static int fioasync(int fd, const void *arg)
+{
+	int on;
+	struct iovec local = { &on, sizeof(on) };
+	struct iovec remote = { (void *)arg, sizeof(on) };
+	/* get_user(): a bad pointer is EFAULT, not a crash of the caller
+	 * (where a seccomp filter forbids the call, the pointer is trusted). */
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof(on)) {
+		if (errno == EFAULT)
+			return fail(EFAULT);
+		on = *(const int *)arg;
+	}
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return -1;
+	return !on != !(flags & O_ASYNC) ? fail(ENOTTY) : 0;
+}
+
 EXPORT int ioctl(int fd, unsigned long request, ...)
 {
 	REAL(ioctl);
@@ -264,13 +286,14 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	/* do_vfs_ioctl() answers these for every file before the file's own
-	 * ioctl: close-on-exec, O_NONBLOCK and O_ASYNC, flags that the socket
-	 * standing for the file carries as well (the transport waits on a
-	 * non-blocking socket as iommufd's ioctls would; O_ASYNC signals
-	 * nothing but replies, none unless the client also sets an owner). */
+	 * ioctl: close-on-exec and O_NONBLOCK, flags that the socket standing
+	 * for the file carries as well (the transport waits on a non-blocking
+	 * socket as iommufd's ioctls would). */
 	if (!ioasid_transport_owns(fd) || request == FIOCLEX || request == FIONCLEX ||
-	    request == FIONBIO || request == FIOASYNC)
+	    request == FIONBIO)
 		return real_ioctl(fd, request, arg);
+	if (request == FIOASYNC)
+		return fioasync(fd, arg);
 	int ret = ioasid_transport_ioctl(fd, request, (uint64_t)(uintptr_t)arg);
 	return ret < 0 ? fail(-ret) : ret;
 }

@@ -14,6 +14,41 @@ using Interval = boost::icl::discrete_interval<std::uint64_t>;
 
 namespace {
 
+// A file window held for pinned pages. Each is a mapping of the daemon's,
+// of which the kernel allows vm.max_map_count (65530 by default) for all
+// uses: held windows stop at a share of that, and pinned pages beyond it
+// are reached through their process instead.
+class HeldWindow {
+    struct Key {};
+
+public:
+    static constexpr int kMax = 16384;
+
+    // nullptr when the budget is spent or the mapping fails.
+    static std::shared_ptr<const HeldWindow> map(int fd, std::uint64_t offset, std::uint64_t length,
+                                                 bool writable)
+    {
+        if (count_.fetch_add(1, std::memory_order_relaxed) >= kMax) {
+            count_.fetch_sub(1, std::memory_order_relaxed);
+            return nullptr;
+        }
+        auto window = std::make_shared<HeldWindow>(Key{});
+        if (memory::MappedFile::map(fd, offset, length, writable, &window->file_))
+            return nullptr; // ~HeldWindow gives the slot back
+        return window;
+    }
+    explicit HeldWindow(Key) {}
+    ~HeldWindow() { count_.fetch_sub(1, std::memory_order_relaxed); }
+    HeldWindow(const HeldWindow&) = delete;
+    HeldWindow& operator=(const HeldWindow&) = delete;
+
+    [[nodiscard]] const memory::MappedFile& file() const { return file_; }
+
+private:
+    static inline std::atomic<int> count_{0};
+    memory::MappedFile file_;
+};
+
 // IOMMU_IOAS_MAP: the process's memory. The kernel pins pages, and a pinned
 // page stays the same page whatever the process does afterwards: unmap,
 // remap, exit. The daemon reaches the process by address, which follows
@@ -25,8 +60,8 @@ namespace {
 // through the process, and is gone with it.
 class UserSource final : public PagesSource {
 public:
-    UserSource(std::shared_ptr<memory::Caller> process, std::uint64_t uptr)
-        : process_(std::move(process)), uptr_(uptr)
+    UserSource(std::shared_ptr<memory::Caller> process, std::uint64_t uptr, bool writable)
+        : process_(std::move(process)), uptr_(uptr), writable_(writable)
     {
     }
 
@@ -48,6 +83,10 @@ public:
         // What was held here before belongs to an earlier pin.
         forget(offset, offset + length);
         for (memory::SharedFileRange& file : files) {
+            // The mapping may have lost its write permission since the pin
+            // checked it: such pages are reached through the process.
+            if (writable_ && !file.writable)
+                continue;
             // The window is whole pages of the file: hugetlbfs maps nothing less.
             const std::uint64_t unit = file.page_size;
             const std::uint64_t first = file.offset & ~(unit - 1);
@@ -55,13 +94,12 @@ public:
             if (__builtin_add_overflow(file.offset, file.length + unit - 1, &last))
                 continue;
             last &= ~(unit - 1);
-            auto mapping = std::make_shared<memory::MappedFile>();
             // Not held, the range is still reached through the process.
-            if (memory::MappedFile::map(file.file.get(), first, last - first, file.writable,
-                                        mapping.get()))
+            auto window = HeldWindow::map(file.file.get(), first, last - first, file.writable);
+            if (!window)
                 continue;
             held_.emplace(file.addr - uptr_,
-                          Held{file.addr - uptr_ + file.length, std::move(mapping),
+                          Held{file.addr - uptr_ + file.length, std::move(window),
                                file.offset - first});
         }
         held_count_.store(held_.size(), std::memory_order_release);
@@ -99,7 +137,7 @@ private:
     // A pinned range [offset, end) whose bytes are in `file` from `at` on.
     struct Held {
         std::uint64_t end;
-        std::shared_ptr<const memory::MappedFile> file;
+        std::shared_ptr<const HeldWindow> window;
         std::uint64_t at;
     };
 
@@ -121,7 +159,7 @@ private:
             if (next != held_.begin() && std::prev(next)->second.end > pos) {
                 const auto& [begin, held] = *std::prev(next);
                 n = std::min(n, held.end - pos);
-                rc = piece(held.file.get(), held.at + (pos - begin), done, n);
+                rc = piece(&held.window->file(), held.at + (pos - begin), done, n);
             } else {
                 if (next != held_.end())
                     n = std::min(n, next->first - pos);
@@ -144,14 +182,15 @@ private:
             auto [begin, held] = *it;
             it = held_.erase(it);
             if (begin < lo)
-                held_.emplace(begin, Held{lo, held.file, held.at});
+                held_.emplace(begin, Held{lo, held.window, held.at});
             if (held.end > hi)
-                it = held_.emplace(hi, Held{held.end, held.file, held.at + (hi - begin)}).first;
+                it = held_.emplace(hi, Held{held.end, held.window, held.at + (hi - begin)}).first;
         }
     }
 
     std::shared_ptr<memory::Caller> process_;
     std::uint64_t uptr_;
+    bool writable_; // the pins are for writing
 
     // Copies (emulated DMA) read the held ranges while pins change them.
     std::shared_mutex held_lock_;
@@ -268,7 +307,7 @@ int Pages::create(std::shared_ptr<memory::Caller> source, std::uint64_t user_va,
     std::uint64_t uptr = user_va & ~(kPageSize - 1);
     std::uint64_t npages = (length + (user_va - uptr) + kPageSize - 1) / kPageSize;
     const AccountMode mode = mode_for(*source, context_mode);
-    auto memory = std::make_unique<UserSource>(source, uptr);
+    auto memory = std::make_unique<UserSource>(source, uptr, writable);
     *out = std::make_shared<Pages>(Key{}, std::move(memory), std::move(source), uptr, npages,
                                    writable, mode, services);
     (*out)->user_memory_ = true;

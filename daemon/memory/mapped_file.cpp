@@ -134,16 +134,21 @@ int MappedFile::map(int fd, std::uint64_t offset, std::uint64_t length, bool wri
         return -errno;
     out->reset();
     out->bytes_ = std::span(static_cast<std::byte*>(addr), length);
+    out->writable_ = writable;
     return 0;
 }
 
-MappedFile::MappedFile(MappedFile&& other) noexcept : bytes_(std::exchange(other.bytes_, {})) {}
+MappedFile::MappedFile(MappedFile&& other) noexcept
+    : bytes_(std::exchange(other.bytes_, {})), writable_(std::exchange(other.writable_, false))
+{
+}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept
 {
     if (this != &other) {
         reset();
         bytes_ = std::exchange(other.bytes_, {});
+        writable_ = std::exchange(other.writable_, false);
     }
     return *this;
 }
@@ -171,7 +176,8 @@ int MappedFile::read(std::uint64_t offset, std::span<std::byte> out) const
 
 int MappedFile::write(std::uint64_t offset, std::span<const std::byte> in) const
 {
-    if (offset > bytes_.size() || in.size() > bytes_.size() - offset)
+    // A read-only mapping faults with SIGSEGV, which nothing here catches.
+    if (!writable_ || offset > bytes_.size() || in.size() > bytes_.size() - offset)
         return -EFAULT;
     if (in.empty())
         return 0;

@@ -53,7 +53,8 @@ public:
     // Copies out of and into the mapping. The client can shrink the file
     // under it at any time, and a page past the end of a file is a SIGBUS:
     // these catch that and answer -EFAULT, so a client cannot crash the
-    // daemon that way. Otherwise a memcpy.
+    // daemon that way; a write into a mapping made read-only gives -EFAULT
+    // too. Otherwise a memcpy.
     [[nodiscard]] int read(std::uint64_t offset, std::span<std::byte> out) const;
     [[nodiscard]] int write(std::uint64_t offset, std::span<const std::byte> in) const;
 
@@ -61,6 +62,7 @@ private:
     void reset();
 
     std::span<std::byte> bytes_;
+    bool writable_ = false;
 };
 
 } // namespace ioasid::memory

@@ -1,6 +1,7 @@
 #include "process_caller.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <fstream>
 #include <linux/capability.h>
+#include <linux/memfd.h>
 #include <string>
 #include <string_view>
 
@@ -124,6 +126,46 @@ bool parse_mapping(std::string_view line, Mapping* m)
     if (!hex(m->offset, ' ') || !hex(m->major, ':') || !hex(m->minor, ' '))
         return false;
     return std::from_chars(p, end, m->inode).ec == std::errc{};
+}
+
+// The file systems whose files the daemon opens behind a client's shared
+// mapping: shmem and hugetlbfs. An open runs the file system's (or a
+// device's) open method, and one on a FUSE mount or a device node would run
+// code the client controls; so the device in the maps line is checked
+// before anything is opened. The kernel's internal shm and hugetlbfs
+// mounts hold what memfd_create() and shared anonymous memory make; the
+// client's mount namespace shows its tmpfs and hugetlbfs mounts.
+bool pinnable_device(pid_t tgid, dev_t dev)
+{
+    static const std::vector<dev_t> internal = [] {
+        std::vector<dev_t> devs;
+        for (unsigned flags : {0u, unsigned{MFD_HUGETLB}, unsigned{MFD_HUGETLB | MFD_HUGE_2MB},
+                               unsigned{MFD_HUGETLB | MFD_HUGE_1GB}}) {
+            UniqueFd probe(::memfd_create("ioasid-probe", MFD_CLOEXEC | flags));
+            struct stat st {};
+            if (probe && ::fstat(probe.get(), &st) == 0)
+                devs.push_back(st.st_dev);
+        }
+        return devs;
+    }();
+    if (std::find(internal.begin(), internal.end(), dev) != internal.end())
+        return true;
+    // "id parent major:minor root mountpoint options [tags] - fstype source ..."
+    std::ifstream mounts("/proc/" + std::to_string(tgid) + "/mountinfo");
+    std::string line;
+    while (std::getline(mounts, line)) {
+        const auto dash = line.find(" - ");
+        if (dash == std::string::npos)
+            continue;
+        const std::string_view type = std::string_view(line).substr(dash + 3);
+        if (!type.starts_with("tmpfs ") && !type.starts_with("hugetlbfs "))
+            continue;
+        unsigned major_no = 0, minor_no = 0;
+        if (std::sscanf(line.c_str(), "%*u %*u %u:%u", &major_no, &minor_no) == 2 &&
+            makedev(major_no, minor_no) == dev)
+            return true;
+    }
+    return false;
 }
 
 // Calls fn(mapping) for each mapping of the process that ends above `addr`,
@@ -375,22 +417,29 @@ int ProcessCaller::shared_files(std::uint64_t addr, std::uint64_t length,
         return 0;
     const std::string dir = "/proc/" + std::to_string(tgid_) + "/map_files/";
     for_each_mapping(tgid_, addr, end, [&](const Mapping& m) {
-        if (!m.shared || m.inode == 0)
+        if (!m.shared || m.inode == 0 || !pinnable_device(tgid_, makedev(m.major, m.minor)))
             return true;
-        // Opening map_files needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE);
-        // without it the range stays reachable through the process only.
+        // map_files needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) in the
+        // initial user namespace; without it the range stays reachable
+        // through the process only. stat() first: a device node on a tmpfs
+        // is never opened.
         char name[40];
         std::snprintf(name, sizeof(name), "%llx-%llx", static_cast<unsigned long long>(m.lo),
                       static_cast<unsigned long long>(m.hi));
-        UniqueFd file(::open((dir + name).c_str(), (m.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-        if (!file)
-            return true;
-        // The mapping may have changed between reading maps and the open.
+        const std::string path = dir + name;
         struct stat st {};
+        auto same = [&] {
+            return S_ISREG(st.st_mode) && st.st_ino == m.inode && major(st.st_dev) == m.major &&
+                   minor(st.st_dev) == m.minor;
+        };
+        if (::stat(path.c_str(), &st) != 0 || !same())
+            return true;
+        UniqueFd file(::open(path.c_str(),
+                             (m.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+        // The mapping may have changed between reading maps and the open.
         FileFacts facts;
-        if (::fstat(file.get(), &st) != 0 || st.st_ino != m.inode || major(st.st_dev) != m.major ||
-            minor(st.st_dev) != m.minor || describe_file(file.get(), &facts) != 0 ||
-            !facts.memfd_like)
+        if (!file || ::fstat(file.get(), &st) != 0 || !same() ||
+            describe_file(file.get(), &facts) != 0 || !facts.memfd_like)
             return true;
         const std::uint64_t lo = std::max(addr, m.lo);
         const std::uint64_t hi = std::min(end, m.hi);

@@ -92,6 +92,21 @@ static int busy_client(struct it_event *started)
 				ok, it_errname(errno));
 		break;
 	}
+	/* A CUSE daemon's descriptors close one by one as it dies: each close
+	 * ends the requests that descriptor had taken with ECONNABORTED
+	 * (fuse_dev_release()), and only the last aborts the connection
+	 * (fuse_abort_conn()), after which every call is ENOTCONN. So a call
+	 * made in between may be ECONNABORTED too; bounded, then ENOTCONN. */
+	for (int i = 0; i < 3000; i++) {
+		uint32_t id;
+		if (it_ioas_alloc(fd, &id) == 0) {
+			IT_FAIL("an ioctl succeeded after the daemon's death");
+			break;
+		}
+		if (errno != ECONNABORTED)
+			break;
+		usleep(1000);
+	}
 	/* Once gone, always gone. */
 	for (int i = 0; i < 3; i++) {
 		uint32_t id;

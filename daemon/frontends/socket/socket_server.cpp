@@ -3,7 +3,9 @@
 #include <ioasid/socket.h>
 #include <liburing.h>
 #include <spdlog/spdlog.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -123,6 +125,24 @@ struct Joinable {
 // A file's client end, as fstat() tells one socket from another.
 using FileKey = std::pair<dev_t, ino_t>;
 
+// FILE_READY on a file's socket: unasked, so it never blocks nor closes the
+// connection. With `bounded`, not when the client has left a backlog unread
+// (SIOCOUTQ of a Unix socket counts, in buffer bytes, what its peer has not
+// read): that is signals nobody reads (a forked child polls a descriptor of
+// its own), which must not pile up until a reply no longer fits; and any
+// unread message already makes poll() see POLLIN. A client that reads its
+// replies never comes near the bound.
+void send_readable(int fd, std::uint16_t version, bool bounded)
+{
+    constexpr int kBacklog = 64 * 1024;
+    int unread = 0;
+    if (bounded && (::ioctl(fd, SIOCOUTQ, &unread) != 0 || unread > kBacklog))
+        return;
+    ioasid_socket_hdr hdr{};
+    fill_hdr(hdr, IOASID_SOCKET_FILE_READY, 0, 0, version);
+    [[maybe_unused]] ssize_t n = ::send(fd, &hdr, sizeof(hdr), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 } // namespace
 
 // A client's connection. The loop owns it while a receive is pending; a
@@ -134,6 +154,8 @@ struct Connection {
     std::shared_ptr<Session> session; // set by OPEN or JOIN
     std::shared_ptr<DeviceFile> device; // or this, by OPEN_DEVICE or JOIN
     std::shared_ptr<HandedFile> file;   // or this, from birth or by JOIN
+    // A descriptor of `fd` for the file's readable signal (hand_over()).
+    std::shared_ptr<const memory::UniqueFd> ready;
     // A RELEASE was accepted: the client is closing the connection, and a
     // worker may be dropping `session`, which the loop must no longer read.
     // Used only by the loop thread.
@@ -193,7 +215,6 @@ private:
     void serve_release(Connection& conn, const ioasid_socket_hdr& hdr);
     void serve_file_io(Connection& conn, const Message& message);
     void send_reply(Connection& conn, const void* reply, std::size_t length, int fd = -1);
-    static void send_readable(Connection& conn);
     [[nodiscard]] int hand_over(Connection& conn, memory::RequestCaller::StagedFile staged,
                                 memory::UniqueFd* client_end, Token* token);
     std::shared_ptr<core::ClientFile> file_of(int fd) override;
@@ -881,17 +902,7 @@ void SocketServer::Impl::serve_file_io(Connection& conn, const Message& message)
     // miss what a read() would find. (This connection's RELEASE waits for
     // this to return: holding the file so long does not delay a last close.)
     if (file && file->readable())
-        send_readable(conn);
-}
-
-// Unasked, so it must never block nor close the connection: when the
-// client's buffer is full, it holds an earlier FILE_READY that still makes
-// poll() see POLLIN.
-void SocketServer::Impl::send_readable(Connection& conn)
-{
-    ioasid_socket_hdr hdr{};
-    fill_hdr(hdr, IOASID_SOCKET_FILE_READY, 0, 0, conn.version);
-    [[maybe_unused]] ssize_t n = ::send(conn.fd.get(), &hdr, sizeof(hdr), MSG_DONTWAIT | MSG_NOSIGNAL);
+        send_readable(conn.fd.get(), conn.version, /*bounded=*/false);
 }
 
 // The kernel's fd_install() for a file an ioctl made: a new connection
@@ -931,10 +942,14 @@ int SocketServer::Impl::hand_over(Connection& conn, memory::RequestCaller::Stage
     file_conn->id = next_id_++;
     file_conn->fd = std::move(ours);
     file_conn->version = conn.version;
-    if (auto file = handed->get())
-        file->set_readable_signal([weak = std::weak_ptr<Connection>(file_conn)] {
-            if (auto alive = weak.lock())
-                send_readable(*alive);
+    // The signal holds a descriptor of its own, never the connection: it
+    // may run under the context's lock, which the connection's end takes.
+    file_conn->ready = std::make_shared<memory::UniqueFd>(::fcntl(file_conn->fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (auto file = handed->get(); file && *file_conn->ready)
+        file->set_readable_signal([weak = std::weak_ptr<const memory::UniqueFd>(file_conn->ready),
+                                   version = file_conn->version] {
+            if (auto fd = weak.lock())
+                send_readable(fd->get(), version, /*bounded=*/true);
         });
     file_conn->file = std::move(handed);
     {

@@ -2,10 +2,14 @@
 // addresses that resolve to the client's memory.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "core/context.h"
@@ -185,6 +189,21 @@ TEST_CASE("pinned pages of a shared mapping outlive the process that mapped them
         mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     REQUIRE(shared != MAP_FAILED);
     REQUIRE(priv != MAP_FAILED);
+    // The daemon reaches the file through /proc/<pid>/map_files, which
+    // needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE in the initial user
+    // namespace; without them the pages die with the process, and this
+    // test has nothing to show.
+    char probe[64];
+    std::snprintf(probe, sizeof(probe), "/proc/self/map_files/%lx-%lx",
+                  reinterpret_cast<unsigned long>(shared), reinterpret_cast<unsigned long>(shared) + 4 * kPage);
+    if (const int fd = ::open(probe, O_RDONLY | O_CLOEXEC); fd >= 0) {
+        ::close(fd);
+    } else {
+        WARN("skipped: cannot open " << probe << ": " << std::strerror(errno));
+        munmap(shared, 4 * kPage);
+        munmap(priv, kPage);
+        return;
+    }
     std::strcpy(shared + kPage, "before the fork");
     std::strcpy(priv, "private page");
     int go[2];
@@ -236,4 +255,56 @@ TEST_CASE("pinned pages of a shared mapping outlive the process that mapped them
     private_pages->unpin(0, 0);
     munmap(shared, 4 * kPage);
     munmap(priv, kPage);
+}
+
+TEST_CASE("pages of a shared mapping of a file on disk are reached through the process only",
+          "[core][pages]")
+{
+    // Only shmem and hugetlbfs files are held (a file elsewhere might be on a
+    // FUSE mount the client serves, or a device node): these pages go with
+    // the process, as before.
+    Fixture f;
+    char path[] = "/var/tmp/ioasid-pages-test.XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::unlink(path);
+    struct statfs fs {};
+    REQUIRE(::fstatfs(fd, &fs) == 0);
+    if (fs.f_type == TMPFS_MAGIC) {
+        ::close(fd);
+        WARN("skipped: /var/tmp is a tmpfs here");
+        return;
+    }
+    REQUIRE(::ftruncate(fd, kPage) == 0);
+    auto* shared = static_cast<char*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(shared != MAP_FAILED);
+    ::close(fd);
+    std::strcpy(shared, "on disk");
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        char c;
+        (void)!::read(go[0], &c, 1);
+        _exit(0);
+    }
+    auto caller = std::shared_ptr<memory::ProcessCaller>(memory::ProcessCaller::open(child, getuid()));
+    REQUIRE(caller);
+    std::shared_ptr<core::Pages> pages;
+    REQUIRE(core::Pages::create(caller, reinterpret_cast<std::uint64_t>(shared), kPage, true,
+                                core::AccountMode::user, f.pin, &pages) == 0);
+    REQUIRE(pages->pin(0, 0) == 0);
+    char got[8] = {};
+    REQUIRE(pages->read(0, std::as_writable_bytes(std::span(got))) == 0);
+    CHECK(std::string(got) == "on disk");
+    char byte = 0;
+    REQUIRE(::write(go[1], &byte, 1) == 1);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    close(go[0]);
+    close(go[1]);
+    CHECK(pages->read(0, std::as_writable_bytes(std::span(got))) != 0);
+    pages->unpin(0, 0);
+    munmap(shared, kPage);
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "memory/mapped_file.h"
 #include "memory/phys_space.h"
 #include "memory/process_caller.h"
 
@@ -252,4 +253,22 @@ TEST_CASE("capabilities held only inside a user namespace do not count", "[memor
     CHECK(self->capable(Capability::ipc_lock) == bool(data[0].effective & (1u << CAP_IPC_LOCK)));
     (void)!::write(done[1], "x", 1);
     waitpid(pid, nullptr, 0);
+}
+
+TEST_CASE("a read-only file mapping refuses writes rather than faulting", "[memory]")
+{
+    UniqueFd file(::memfd_create("ioasid-test", MFD_CLOEXEC));
+    REQUIRE(file);
+    REQUIRE(::ftruncate(file.get(), 4096) == 0);
+    MappedFile ro;
+    REQUIRE(MappedFile::map(file.get(), 0, 4096, false, &ro) == 0);
+    const char text[] = "x";
+    CHECK(ro.write(0, std::as_bytes(std::span(text))) == -EFAULT);
+    char got[2] = {};
+    CHECK(ro.read(0, std::as_writable_bytes(std::span(got))) == 0);
+    MappedFile rw;
+    REQUIRE(MappedFile::map(file.get(), 0, 4096, true, &rw) == 0);
+    CHECK(rw.write(0, std::as_bytes(std::span(text))) == 0);
+    REQUIRE(ro.read(0, std::as_writable_bytes(std::span(got))) == 0);
+    CHECK(got[0] == 'x');
 }
